@@ -1,0 +1,45 @@
+"""MLIP-AutoPipe: closed-loop active learning of an ACE potential.
+
+structures -> label (one job per structure) -> fit -> explore -> select -> decide,
+one generation at a time, until a decision says stop. See README.md.
+"""
+
+import os
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+sys.path.insert(0, os.path.join(workflow.basedir, "lib"))
+
+from mlip_autopipe.config import check_config, load_yaml, validate_schema  # noqa: E402
+from mlip_autopipe.errors import ConfigError  # noqa: E402
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+# One-line errors naming the key, before any job; then Snakemake's own validation.
+try:
+    validate_schema(config, load_yaml(os.path.join(workflow.basedir, "config", "schema.yaml")))
+    check_config(config)
+except ConfigError as error:
+    sys.exit(f"ConfigError: {error}")
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/structures.smk"
+include: "rules/label.smk"
+include: "rules/fit.smk"
+include: "rules/explore.smk"
+include: "rules/select.smk"
+include: "rules/loop.smk"
+
+
+rule all:
+    input:
+        "results/final/potential.yace",
+        "results/final/summary.json",
+    default_target: True

@@ -1,0 +1,133 @@
+"""The data contract: extended XYZ files, content-hash uids, labels and metadata.
+
+``atoms.info`` keys: ``uid`` (content hash), ``generation``, ``origin``, ``parent_uid``.
+Labels travel through ASE's ``SinglePointCalculator`` so ``ase.io.read`` returns them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+
+from mlip_autopipe.errors import StructureError
+
+#: Decimals kept when hashing positions and cell: 1e-6 A, far below any physical change.
+UID_DECIMALS = 6
+UID_LENGTH = 16
+
+
+def structure_uid(atoms: Atoms) -> str:
+    """Return a stable content hash of atomic numbers, positions, cell and pbc."""
+    digest = hashlib.sha256()
+    digest.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+    for array in (atoms.positions, np.asarray(atoms.cell)):
+        # Adding 0.0 turns -0.0 into 0.0 so that signed zeros hash alike.
+        rounded = np.round(np.asarray(array, dtype=float), UID_DECIMALS) + 0.0
+        digest.update(rounded.tobytes())
+    digest.update(np.asarray(atoms.pbc, dtype=np.int8).tobytes())
+    return digest.hexdigest()[:UID_LENGTH]
+
+
+def tag_structure(
+    atoms: Atoms,
+    *,
+    generation: int,
+    origin: str,
+    parent_uid: str | None = None,
+) -> Atoms:
+    """Set ``uid``, ``generation``, ``origin`` (and ``parent_uid``) in ``atoms.info``."""
+    atoms.info["uid"] = structure_uid(atoms)
+    atoms.info["generation"] = int(generation)
+    atoms.info["origin"] = origin
+    if parent_uid is not None:
+        atoms.info["parent_uid"] = parent_uid
+    return atoms
+
+
+def attach_labels(
+    atoms: Atoms,
+    *,
+    energy: float,
+    forces: np.ndarray,
+    stress: np.ndarray | None = None,
+) -> Atoms:
+    """Return a copy of ``atoms`` carrying energy, forces (and Voigt stress) as results."""
+    labelled = atoms.copy()
+    results: dict[str, object] = {
+        "energy": float(energy),
+        "forces": np.asarray(forces, dtype=float).reshape(len(atoms), 3),
+    }
+    if stress is not None:
+        results["stress"] = np.asarray(stress, dtype=float).reshape(6)
+    labelled.calc = SinglePointCalculator(labelled, **results)  # type: ignore[no-untyped-call]
+    return labelled
+
+
+def has_labels(atoms: Atoms) -> bool:
+    """True when ``atoms`` carries an energy and forces."""
+    calc = atoms.calc
+    return calc is not None and "energy" in calc.results and "forces" in calc.results
+
+
+def read_structures(path: str | os.PathLike[str]) -> list[Atoms]:
+    """Read every frame of a structure file; an empty file is an empty list."""
+    path = Path(path)
+    if not path.exists():
+        raise StructureError(f"structure file '{path}' does not exist")
+    if path.stat().st_size == 0:
+        return []
+    try:
+        images = read(path, index=":")
+    except Exception as error:  # ase raises many types for unreadable files
+        raise StructureError(f"structure file '{path}' is unreadable: {error}") from error
+    return list(images) if isinstance(images, list) else [images]
+
+
+def write_structures(path: str | os.PathLike[str], images: Sequence[Atoms] | Atoms) -> None:
+    """Write frames as extended XYZ atomically (temp file + rename), so no reader sees half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = [images] if isinstance(images, Atoms) else list(images)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(descriptor)
+    try:
+        if frames:
+            write(temporary, frames, format="extxyz")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write a text file atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def unique_by_uid(images: Iterable[Atoms]) -> list[Atoms]:
+    """Keep the first structure of each uid, in order."""
+    seen: set[str] = set()
+    unique = []
+    for atoms in images:
+        uid = atoms.info.get("uid") or structure_uid(atoms)
+        if uid not in seen:
+            seen.add(uid)
+            unique.append(atoms)
+    return unique

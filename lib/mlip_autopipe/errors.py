@@ -1,0 +1,32 @@
+"""Typed errors with messages a scientist can act on."""
+
+from __future__ import annotations
+
+
+class MlipAutopipeError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class ConfigError(MlipAutopipeError):
+    """An invalid configuration value; ``key`` is its dotted path (``explore.gamma_lo``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"config key '{key}': {message}")
+
+
+class StructureError(MlipAutopipeError):
+    """A structure (or a structure file) that cannot be used."""
+
+
+class LabellingError(MlipAutopipeError):
+    """An oracle (EMT, DFT, ...) could not label a structure."""
+
+
+class FitError(MlipAutopipeError):
+    """The training data or the fit itself is unusable."""
+
+
+class ExplorationError(MlipAutopipeError):
+    """Molecular dynamics exploration failed."""

@@ -1,0 +1,206 @@
+"""Fitting ACE potentials with pacemaker (python-ace): linear mode, active set, metrics."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from mlip_autopipe.data import has_labels, structure_uid
+from mlip_autopipe.errors import FitError
+
+
+def check_training_set(images: Sequence[Atoms], elements: Sequence[str]) -> None:
+    """Reject data a fit cannot use, before any fitting starts."""
+    if not images:
+        raise FitError("the training set is empty: no structure was labelled successfully")
+    allowed = set(elements)
+    for atoms in images:
+        uid = atoms.info.get("uid", "?")
+        if not has_labels(atoms):
+            raise FitError(f"structure {uid} has no energy/forces")
+        unknown = set(atoms.get_chemical_symbols()) - allowed
+        if unknown:
+            raise FitError(
+                f"structure {uid} contains {', '.join(sorted(unknown))}, "
+                f"not in the configured elements {list(elements)}"
+            )
+        if not np.isfinite(atoms.get_potential_energy()) or not np.all(
+            np.isfinite(atoms.get_forces())
+        ):
+            raise FitError(f"structure {uid} has NaN or infinite energy/forces")
+
+
+def is_test_structure(atoms: Atoms, test_fraction: float) -> bool:
+    """Held-out membership from the uid hash: stable when the training set grows."""
+    uid = atoms.info.get("uid") or structure_uid(atoms)
+    return (int(uid[:8], 16) % 10_000) < test_fraction * 10_000
+
+
+def split_train_test(
+    images: Sequence[Atoms], test_fraction: float
+) -> tuple[list[Atoms], list[Atoms]]:
+    """Split by uid hash; the training part is never empty."""
+    train = [atoms for atoms in images if not is_test_structure(atoms, test_fraction)]
+    test = [atoms for atoms in images if is_test_structure(atoms, test_fraction)]
+    if not train:
+        return list(images), []
+    return train, test
+
+
+def reference_energies(images: Sequence[Atoms], elements: Sequence[str]) -> dict[str, float]:
+    """Per-element energies from a least-squares fit of total energies to element counts."""
+    counts = np.array([[atoms.get_chemical_symbols().count(el) for el in elements] for atoms in images])
+    energies = np.array([atoms.get_potential_energy() for atoms in images])
+    solution, *_ = np.linalg.lstsq(counts.astype(float), energies, rcond=None)
+    return {element: float(value) for element, value in zip(elements, solution)}
+
+
+def corrected_energy(atoms: Atoms, references: Mapping[str, float]) -> float:
+    """Energy minus the per-element references: what the ACE potential represents."""
+    return float(atoms.get_potential_energy() - sum(references[s] for s in atoms.get_chemical_symbols()))
+
+
+def basis_configuration(elements: Sequence[str], fit: Mapping[str, Any]) -> Any:
+    """A pacemaker ``BBasisConfiguration`` for a linear-embedding ACE basis."""
+    from pyace import create_multispecies_basis_config
+
+    potential_config = {
+        "deltaSplineBins": 0.001,
+        "elements": list(elements),
+        "embeddings": {
+            "ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}
+        },
+        "bonds": {
+            "ALL": {
+                "radbase": "SBessel",
+                "radparameters": [5.25],
+                "rcut": float(fit["cutoff"]),
+                "dcut": 0.01,
+            }
+        },
+        "functions": {
+            "number_of_functions_per_element": int(fit["functions_per_element"]),
+            "ALL": {
+                "nradmax_by_orders": list(fit["nradmax_by_orders"]),
+                "lmax_by_orders": list(fit["lmax_by_orders"]),
+            },
+        },
+    }
+    return create_multispecies_basis_config(potential_config)
+
+
+def to_dataframe(images: Sequence[Atoms], references: Mapping[str, float]) -> Any:
+    """The pandas DataFrame pacemaker tools read (``ase_atoms``, ``energy_corrected``, ``forces``)."""
+    import pandas as pd
+
+    rows = []
+    for atoms in images:
+        bare = atoms.copy()
+        bare.calc = None
+        rows.append(
+            {
+                "name": str(atoms.info.get("uid", "")),
+                "ase_atoms": bare,
+                "energy": float(atoms.get_potential_energy()),
+                "energy_corrected": corrected_energy(atoms, references),
+                "forces": np.asarray(atoms.get_forces()),
+                "NUMBER_OF_ATOMS": len(atoms),
+                "w_energy": float(atoms.info.get("energy_weight", 1.0)),
+                "w_forces": np.asarray(
+                    atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def row_weights(images: Sequence[Atoms], energy_weight: float) -> np.ndarray:
+    """Sample weights of the linear design matrix: energy rows first, then 3 rows per atom."""
+    energy_rows = [energy_weight * float(atoms.info.get("energy_weight", 1.0)) for atoms in images]
+    force_rows = [
+        np.repeat(np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), float), 3)
+        for atoms in images
+    ]
+    return np.concatenate([np.asarray(energy_rows), *force_rows])
+
+
+def fit_linear(
+    train: Sequence[Atoms],
+    elements: Sequence[str],
+    fit: Mapping[str, Any],
+    references: Mapping[str, float],
+) -> Any:
+    """Ridge-regress ACE coefficients on energies and forces; returns an ``ACEBBasisSet``."""
+    from pyace.linearacefit import LinearACEDataset, LinearACEFit
+    from sklearn.linear_model import Ridge
+
+    dataset = LinearACEDataset(basis_configuration(elements, fit), to_dataframe(train, references))
+    dataset.construct_design_matrix(max_workers=1)
+    model = Ridge(alpha=float(fit["ridge_alpha"]), fit_intercept=False, random_state=0)
+    linear_fit = LinearACEFit(model=model, train_dataset=dataset)
+    linear_fit.fit(sample_weight=row_weights(train, float(fit["energy_weight"])))
+    if not np.all(np.isfinite(model.coef_)):
+        raise FitError("the linear fit produced non-finite coefficients")
+    return linear_fit.get_bbasis()
+
+
+def save_potential(bbasis: Any, yaml_path: str | os.PathLike[str], yace_path: str | os.PathLike[str]) -> None:
+    """Write the B-basis (.yaml, for pacemaker and gamma) and the C-tilde basis (.yace, for LAMMPS)."""
+    bbasis.save(str(yaml_path))
+    bbasis.to_ACECTildeBasisSet().save_yaml(str(yace_path))
+
+
+def _pacemaker_tool(name: str) -> str:
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        raise FitError(f"pacemaker tool '{name}' not found; is python-ace installed?")
+    return found
+
+
+def compute_active_set(
+    yaml_path: str | os.PathLike[str], dataset_path: str | os.PathLike[str], log_path: str | os.PathLike[str]
+) -> Path:
+    """Run ``pace_activeset`` on the training data; returns the ``.asi`` written beside the yaml."""
+    yaml_path = Path(yaml_path)
+    command = [_pacemaker_tool("pace_activeset"), "-d", str(dataset_path), str(yaml_path)]
+    with open(log_path, "a") as log:
+        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+    asi = yaml_path.with_suffix(".asi")
+    if completed.returncode != 0 or not asi.exists():
+        raise FitError(f"pace_activeset failed (exit {completed.returncode}); see {log_path}")
+    return asi
+
+
+def evaluate(yaml_path: str | os.PathLike[str], images: Sequence[Atoms], references: Mapping[str, float]) -> dict[str, Any]:
+    """Energy (meV/atom) and force-component (eV/A) RMSE of a saved potential on ``images``."""
+    if not images:
+        return {"n_structures": 0, "n_atoms": 0, "energy_rmse_mev_per_atom": None, "force_rmse_ev_per_a": None}
+    from pyace import PyACECalculator
+
+    calculator = PyACECalculator(str(yaml_path))
+    energy_errors, force_errors = [], []
+    for atoms in images:
+        work = atoms.copy()
+        work.calc = calculator
+        predicted = work.get_potential_energy()
+        energy_errors.append((predicted - corrected_energy(atoms, references)) / len(atoms))
+        weights = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), float) > 0
+        force_errors.append((work.get_forces() - atoms.get_forces())[weights].ravel())
+    forces = np.concatenate(force_errors) if force_errors else np.zeros(0)
+    return {
+        "n_structures": len(images),
+        "n_atoms": int(sum(len(atoms) for atoms in images)),
+        "energy_rmse_mev_per_atom": float(1000 * np.sqrt(np.mean(np.square(energy_errors)))),
+        "force_rmse_ev_per_a": float(np.sqrt(np.mean(np.square(forces)))) if forces.size else None,
+    }

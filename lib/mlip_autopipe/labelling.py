@@ -1,0 +1,106 @@
+"""Labelling one candidate with an oracle, a label cache, and the per-generation ledger.
+
+Every candidate yields exactly one output structure whose ``info`` says how labelling went
+(``label_status`` ok|failed, ``label_reason``), so nothing is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+
+from mlip_autopipe.data import has_labels, read_structures, structure_uid, write_structures
+from mlip_autopipe.errors import LabellingError, StructureError
+from mlip_autopipe.oracles import Oracle
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+def cache_path(cache_dir: str | os.PathLike[str], settings_hash: str, uid: str) -> Path:
+    """Where the label of structure ``uid`` under oracle settings ``settings_hash`` is kept."""
+    return Path(cache_dir) / settings_hash / f"{uid}.extxyz"
+
+
+def _from_cache(candidate: Atoms, path: Path) -> Atoms | None:
+    try:
+        cached = read_structures(path)
+    except StructureError:
+        return None
+    if len(cached) != 1 or not has_labels(cached[0]):
+        return None
+    labelled = cached[0]
+    if structure_uid(labelled) != candidate.info["uid"]:
+        return None
+    labelled.info = dict(candidate.info)
+    return labelled
+
+
+def label_candidate(
+    candidate: Atoms, oracle: Oracle, cache_dir: str | os.PathLike[str] | None = None
+) -> Atoms:
+    """Label ``candidate``; reuse a cached label with the same uid and oracle settings.
+
+    Returns the labelled structure, or on failure the unlabelled structure with
+    ``label_status='failed'`` and the reason. Never raises for an oracle failure.
+    """
+    uid = candidate.info.get("uid") or structure_uid(candidate)
+    candidate.info["uid"] = uid
+    settings = oracle.settings_hash()
+    cached_file = cache_path(cache_dir, settings, uid) if cache_dir is not None else None
+    if cached_file is not None and cached_file.exists():
+        cached = _from_cache(candidate, cached_file)
+        if cached is not None:
+            cached.info.update(label_status=STATUS_OK, label_reason="", from_cache=True)
+            return cached
+    try:
+        labelled = oracle.label(candidate)
+    except LabellingError as error:
+        failed = candidate.copy()
+        failed.info.update(
+            label_status=STATUS_FAILED, label_reason=str(error), oracle=oracle.name,
+            oracle_settings=settings, from_cache=False,
+        )
+        return failed
+    labelled.info.update(
+        label_status=STATUS_OK, label_reason="", oracle=oracle.name,
+        oracle_settings=settings, from_cache=False,
+    )
+    if cached_file is not None:
+        write_structures(cached_file, labelled)
+    return labelled
+
+
+def ledger_entry(atoms: Atoms) -> dict[str, Any]:
+    """One ledger row: what happened to one candidate."""
+    info = atoms.info
+    return {
+        "uid": info.get("uid"),
+        "origin": info.get("origin"),
+        "parent_uid": info.get("parent_uid"),
+        "status": info.get("label_status", STATUS_FAILED),
+        "reason": info.get("label_reason", "no label status recorded"),
+        "attempts": int(info.get("label_attempts", 1)),
+        "oracle": info.get("oracle"),
+        "from_cache": bool(info.get("from_cache", False)),
+        "n_atoms": len(atoms),
+    }
+
+
+def gather_labels(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Atoms], list[dict[str, Any]]]:
+    """Collect per-structure label files into the labelled set and the ledger."""
+    labelled: list[Atoms] = []
+    ledger: list[dict[str, Any]] = []
+    for path in sorted(str(p) for p in paths):
+        for atoms in read_structures(path):
+            entry = ledger_entry(atoms)
+            if entry["status"] == STATUS_OK and not has_labels(atoms):
+                entry.update(status=STATUS_FAILED, reason=f"'{path}' has no energy/forces")
+            ledger.append(entry)
+            if entry["status"] == STATUS_OK:
+                labelled.append(atoms)
+    return labelled, ledger

@@ -1,0 +1,57 @@
+# Wiring helpers shared by every rule: paths of a generation and the input functions
+# that walk the generation loop through its checkpoints.
+
+import json
+
+
+wildcard_constraints:
+    gen=r"\d{3}",
+    uid=r"[0-9a-f]{16}",
+
+
+def gen_dir(generation):
+    """results/gen_NNN of a generation given as int or zero-padded string."""
+    return f"results/gen_{int(generation):03d}"
+
+
+def get_candidate_source(wildcards):
+    """Generation 0 starts from the initial pick; generation g from g-1's selection."""
+    generation = int(wildcards.gen)
+    if generation == 0:
+        return "results/structures/initial.extxyz"
+    return f"{gen_dir(generation - 1)}/selected.extxyz"
+
+
+def get_label_files(wildcards):
+    """One label file per candidate uid, known once the split checkpoint has run."""
+    folder = checkpoints.split_candidates.get(gen=wildcards.gen).output[0]
+    uids = glob_wildcards(os.path.join(folder, "{uid}.extxyz")).uid
+    return expand(f"{gen_dir(wildcards.gen)}/label/{{uid}}.extxyz", uid=sorted(uids))
+
+
+def get_training_sets(wildcards):
+    """The cumulative training set of generation g: labelled data of generations 0..g."""
+    return [f"{gen_dir(g)}/labelled.extxyz" for g in range(int(wildcards.gen) + 1)]
+
+
+def get_final_generation():
+    """Walk the decide checkpoints until one says stop; returns that generation."""
+    for generation in range(config["loop"]["max_generations"]):
+        decision_file = checkpoints.decide.get(gen=f"{generation:03d}").output.decision
+        with open(decision_file) as handle:
+            if not json.load(handle)["continue"]:
+                return generation
+    return config["loop"]["max_generations"] - 1
+
+
+def get_final_inputs(wildcards):
+    """The stopping generation's potential and every generation's decision."""
+    final = get_final_generation()
+    return {
+        "yaml": f"{gen_dir(final)}/fit/potential.yaml",
+        "yace": f"{gen_dir(final)}/fit/potential.yace",
+        "asi": f"{gen_dir(final)}/fit/potential.asi",
+        "metrics": f"{gen_dir(final)}/fit/metrics.json",
+        "decisions": [f"{gen_dir(g)}/decision.json" for g in range(final + 1)],
+        "ledgers": [f"{gen_dir(g)}/ledger.json" for g in range(final + 1)],
+    }

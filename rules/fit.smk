@@ -1,0 +1,22 @@
+# Stage 3: pacemaker fit on the cumulative training set, active set, train/test metrics.
+
+
+rule fit:
+    input:
+        get_training_sets,
+    output:
+        yaml="results/gen_{gen}/fit/potential.yaml",
+        yace="results/gen_{gen}/fit/potential.yace",
+        asi="results/gen_{gen}/fit/potential.asi",
+        metrics="results/gen_{gen}/fit/metrics.json",
+        dataset="results/gen_{gen}/fit/training.pckl.gzip",
+    params:
+        fit=config["fit"],
+        elements=config["elements"],
+    log:
+        "logs/gen_{gen}/fit.log",
+    threads: 1
+    conda:
+        "../envs/pacemaker.yaml"
+    script:
+        "../scripts/fit.py"

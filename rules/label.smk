@@ -1,0 +1,45 @@
+# Stage 2: one oracle job per candidate structure (scatter through a checkpoint), then gather.
+
+
+checkpoint split_candidates:
+    input:
+        "results/gen_{gen}/candidates.extxyz",
+    output:
+        directory("results/gen_{gen}/candidates"),
+    log:
+        "logs/gen_{gen}/split_candidates.log",
+    conda:
+        "../envs/base.yaml"
+    script:
+        "../scripts/split_candidates.py"
+
+
+rule label:
+    input:
+        "results/gen_{gen}/candidates/{uid}.extxyz",
+    output:
+        "results/gen_{gen}/label/{uid}.extxyz",
+    params:
+        oracle=config["oracle"],
+        cache_dir="results/label_cache",
+    log:
+        "logs/gen_{gen}/label/{uid}.log",
+    threads: 1
+    conda:
+        "../envs/base.yaml"
+    script:
+        "../scripts/label.py"
+
+
+rule gather_labels:
+    input:
+        get_label_files,
+    output:
+        labelled="results/gen_{gen}/labelled.extxyz",
+        ledger="results/gen_{gen}/ledger.json",
+    log:
+        "logs/gen_{gen}/gather_labels.log",
+    conda:
+        "../envs/base.yaml"
+    script:
+        "../scripts/gather_labels.py"

@@ -1,0 +1,35 @@
+# Stage 6: the per-generation decision (a checkpoint), and the final potential.
+
+
+checkpoint decide:
+    input:
+        selected="results/gen_{gen}/selected.extxyz",
+        runs="results/gen_{gen}/explore/runs.json",
+        metrics="results/gen_{gen}/fit/metrics.json",
+    output:
+        decision="results/gen_{gen}/decision.json",
+    params:
+        loop=config["loop"],
+        generation=lambda wildcards: int(wildcards.gen),
+    log:
+        "logs/gen_{gen}/decide.log",
+    conda:
+        "../envs/base.yaml"
+    script:
+        "../scripts/decide.py"
+
+
+rule finalize:
+    input:
+        unpack(get_final_inputs),
+    output:
+        yaml="results/final/potential.yaml",
+        yace="results/final/potential.yace",
+        asi="results/final/potential.asi",
+        summary="results/final/summary.json",
+    log:
+        "logs/finalize.log",
+    conda:
+        "../envs/base.yaml"
+    script:
+        "../scripts/finalize.py"

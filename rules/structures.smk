@@ -1,0 +1,31 @@
+# Stage 1: the generation-0 pool of structures and its initial pick; candidates per generation.
+
+
+rule structures:
+    output:
+        pool="results/structures/pool.extxyz",
+        initial="results/structures/initial.extxyz",
+    params:
+        structures=config["structures"],
+        seed=config["seed"],
+    log:
+        "logs/structures.log",
+    conda:
+        "../envs/base.yaml"
+    script:
+        "../scripts/build_structures.py"
+
+
+rule candidates:
+    input:
+        get_candidate_source,
+    output:
+        "results/gen_{gen}/candidates.extxyz",
+    params:
+        generation=lambda wildcards: int(wildcards.gen),
+    log:
+        "logs/gen_{gen}/candidates.log",
+    conda:
+        "../envs/base.yaml"
+    script:
+        "../scripts/candidates.py"
