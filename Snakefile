@@ -17,7 +17,11 @@ from mlip_autopipe.config import check_config, load_yaml, validate_schema  # noq
 from mlip_autopipe.errors import ConfigError  # noqa: E402
 
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# The default run's config, unless config files are given on the command line: those
+# replace it (schema defaults fill the gaps), so a preset never inherits stray defaults.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 # One-line errors naming the key, before any job; then Snakemake's own validation.

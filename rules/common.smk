@@ -9,6 +9,15 @@ wildcard_constraints:
     uid=r"[0-9a-f]{16}",
 
 
+def canonical(section):
+    """A config section with keys sorted at every level.
+
+    Snakemake compares params by their text, so without this, reordering keys in a config
+    file (or a default filled in at another position) would rerun jobs, DFT included.
+    """
+    return json.loads(json.dumps(section, sort_keys=True))
+
+
 def gen_dir(generation):
     """results/gen_NNN of a generation given as int or zero-padded string."""
     return f"results/gen_{int(generation):03d}"

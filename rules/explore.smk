@@ -10,7 +10,7 @@ rule explore:
         frames="results/gen_{gen}/explore/frames.extxyz",
         runs="results/gen_{gen}/explore/runs.json",
     params:
-        explore=config["explore"],
+        explore=canonical(config["explore"]),
         seed=config["seed"],
         generation=lambda wildcards: int(wildcards.gen),
     log:

@@ -11,7 +11,7 @@ rule fit:
         metrics="results/gen_{gen}/fit/metrics.json",
         dataset="results/gen_{gen}/fit/training.pckl.gzip",
     params:
-        fit=config["fit"],
+        fit=canonical(config["fit"]),
         elements=config["elements"],
     log:
         "logs/gen_{gen}/fit.log",

@@ -20,7 +20,7 @@ rule label:
     output:
         "results/gen_{gen}/label/{uid}.extxyz",
     params:
-        oracle=config["oracle"],
+        oracle=canonical(config["oracle"]),
         cache_dir="results/label_cache",
     log:
         "logs/gen_{gen}/label/{uid}.log",

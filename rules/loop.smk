@@ -9,7 +9,7 @@ checkpoint decide:
     output:
         decision="results/gen_{gen}/decision.json",
     params:
-        loop=config["loop"],
+        loop=canonical(config["loop"]),
         generation=lambda wildcards: int(wildcards.gen),
     log:
         "logs/gen_{gen}/decide.log",

@@ -6,7 +6,7 @@ rule structures:
         pool="results/structures/pool.extxyz",
         initial="results/structures/initial.extxyz",
     params:
-        structures=config["structures"],
+        structures=canonical(config["structures"]),
         seed=config["seed"],
     log:
         "logs/structures.log",

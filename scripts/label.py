@@ -10,7 +10,10 @@ from mlip_autopipe.oracles import make_oracle  # noqa: E402
 oracle = make_oracle(snakemake.params.oracle)
 labelled = label_candidate(candidate, oracle, cache_dir=snakemake.params.cache_dir)
 log.info(
-    "%s: %s %s (cache: %s)", candidate.info["uid"], labelled.info["label_status"],
-    labelled.info["label_reason"], labelled.info["from_cache"],
+    "%s: %s %s (cache: %s)",
+    candidate.info["uid"],
+    labelled.info["label_status"],
+    labelled.info["label_reason"],
+    labelled.info["from_cache"],
 )
 write_structures(snakemake.output[0], labelled)

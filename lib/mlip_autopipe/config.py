@@ -59,9 +59,7 @@ def validate_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
         yield from validate_properties(validator, properties, instance, schema)
 
     with_defaults = validators.extend(base, {"properties": set_defaults})
-    errors = sorted(
-        with_defaults(dict(schema)).iter_errors(config), key=lambda e: list(e.absolute_path)
-    )
+    errors = sorted(with_defaults(dict(schema)).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         error = errors[0]
         key = _dotted(error.absolute_path)
@@ -129,7 +127,9 @@ def _check_composition(key: str, composition: Mapping[str, float], elements: lis
         raise ConfigError(key, f"fractions sum to {total:.8g}, not 1")
 
 
-def _check_supercell_fits(index: int, composition: Mapping[str, float], structures: Mapping[str, Any]) -> None:
+def _check_supercell_fits(
+    index: int, composition: Mapping[str, float], structures: Mapping[str, Any]
+) -> None:
     n_atoms = ATOMS_PER_CONVENTIONAL_CELL[structures["lattice"]]
     for repeat in structures["supercell"]:
         n_atoms *= repeat
@@ -149,22 +149,21 @@ def vegard_reference_constant(element: str, lattice: str) -> float | None:
     An element whose reference state has another cubic lattice is converted at equal
     volume per atom (so bcc Fe gives an fcc constant); non-cubic references give None.
     """
-    state = reference_states[atomic_numbers[element]]
-    if not state or "a" not in state:
+    state: dict[str, Any] = reference_states[atomic_numbers[element]] or {}
+    if "a" not in state:
         return None
-    symmetry = state.get("symmetry")
+    a = float(state["a"])
+    symmetry = str(state.get("symmetry"))
     if symmetry == lattice:
-        return float(state["a"])
+        return a
     cubic = {"fcc", "bcc", "sc", "diamond"}
     if symmetry in cubic and lattice in cubic:
-        volume_per_atom = state["a"] ** 3 / ATOMS_PER_CONVENTIONAL_CELL[symmetry]
+        volume_per_atom = a**3 / ATOMS_PER_CONVENTIONAL_CELL[symmetry]
         return float((volume_per_atom * ATOMS_PER_CONVENTIONAL_CELL[lattice]) ** (1 / 3))
     return None
 
 
-def load_config(
-    path: str | os.PathLike[str], schema_path: str | os.PathLike[str]
-) -> dict[str, Any]:
+def load_config(path: str | os.PathLike[str], schema_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load, validate (with defaults) and check a configuration file."""
     config = load_yaml(path)
     validate_schema(config, load_yaml(schema_path))

@@ -21,6 +21,9 @@ from mlip_autopipe.errors import StructureError
 
 #: Decimals kept when hashing positions and cell: 1e-6 A, far below any physical change.
 UID_DECIMALS = 6
+#: Decimals extended XYZ stores ("%16.8f"); tagged structures are snapped to them so a
+#: write/read round trip gives back the very same uid.
+STORED_DECIMALS = 8
 UID_LENGTH = 16
 
 
@@ -29,8 +32,10 @@ def structure_uid(atoms: Atoms) -> str:
     digest = hashlib.sha256()
     digest.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
     for array in (atoms.positions, np.asarray(atoms.cell)):
-        # Adding 0.0 turns -0.0 into 0.0 so that signed zeros hash alike.
-        rounded = np.round(np.asarray(array, dtype=float), UID_DECIMALS) + 0.0
+        # Rounding to the stored precision first makes the uid a function of what extended
+        # XYZ keeps; adding 0.0 turns -0.0 into 0.0 so that signed zeros hash alike.
+        stored = np.round(np.asarray(array, dtype=float), STORED_DECIMALS)
+        rounded = np.round(stored, UID_DECIMALS) + 0.0
         digest.update(rounded.tobytes())
     digest.update(np.asarray(atoms.pbc, dtype=np.int8).tobytes())
     return digest.hexdigest()[:UID_LENGTH]
@@ -43,7 +48,13 @@ def tag_structure(
     origin: str,
     parent_uid: str | None = None,
 ) -> Atoms:
-    """Set ``uid``, ``generation``, ``origin`` (and ``parent_uid``) in ``atoms.info``."""
+    """Set ``uid``, ``generation``, ``origin`` (and ``parent_uid``) in ``atoms.info``.
+
+    Positions and cell are first rounded to what extended XYZ stores (1e-8 A), so the uid
+    read back from a file is the uid written.
+    """
+    atoms.set_cell(np.round(np.asarray(atoms.cell), STORED_DECIMALS) + 0.0)
+    atoms.positions = np.round(atoms.positions, STORED_DECIMALS) + 0.0
     atoms.info["uid"] = structure_uid(atoms)
     atoms.info["generation"] = int(generation)
     atoms.info["origin"] = origin
@@ -67,7 +78,7 @@ def attach_labels(
     }
     if stress is not None:
         results["stress"] = np.asarray(stress, dtype=float).reshape(6)
-    labelled.calc = SinglePointCalculator(labelled, **results)  # type: ignore[no-untyped-call]
+    labelled.calc = SinglePointCalculator(labelled, **results)
     return labelled
 
 

@@ -77,20 +77,28 @@ def run_langevin(
     generation: int,
 ) -> tuple[list[Atoms], RunSummary]:
     """One Langevin run; returns the extrapolative frames and the run summary."""
+    from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.velocitydistribution import thermalize_momenta
 
     summary = RunSummary(
-        run=run, start_uid=str(start.info.get("uid", "")), temperature=float(temperature),
+        run=run,
+        start_uid=str(start.info.get("uid", "")),
+        temperature=float(temperature),
         steps_requested=int(explore["steps"]),
     )
     atoms = Atoms(start.get_chemical_symbols(), positions=start.positions, cell=start.cell, pbc=start.pbc)
     atoms.calc = calculator
+    atoms.set_constraint(FixCom())
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize_momenta(atoms, temperature, rng=rng)
     dynamics = Langevin(
-        atoms, timestep=explore["timestep_fs"] * units.fs, temperature_K=temperature,
-        friction=explore["friction"] / units.fs, rng=rng,
+        atoms,
+        timestep=explore["timestep_fs"] * units.fs,
+        temperature_K=temperature,
+        friction=explore["friction"] / units.fs,
+        fixcm=False,
+        rng=rng,
     )
     frames: list[Atoms] = []
     interval = int(explore["check_interval"])
@@ -142,8 +150,13 @@ def explore_ase(
             run = f"T{temperature:g}_s{s_index}"
             run_seed = seed + 1000 * generation + 100 * t_index + s_index
             run_frames, summary = run_langevin(
-                start, calculator, run=run, temperature=temperature, explore=explore,
-                seed=run_seed, generation=generation,
+                start,
+                calculator,
+                run=run,
+                temperature=temperature,
+                explore=explore,
+                seed=run_seed,
+                generation=generation,
             )
             frames.extend(run_frames)
             summaries.append(asdict(summary))

@@ -32,9 +32,7 @@ def check_training_set(images: Sequence[Atoms], elements: Sequence[str]) -> None
                 f"structure {uid} contains {', '.join(sorted(unknown))}, "
                 f"not in the configured elements {list(elements)}"
             )
-        if not np.isfinite(atoms.get_potential_energy()) or not np.all(
-            np.isfinite(atoms.get_forces())
-        ):
+        if not np.isfinite(atoms.get_potential_energy()) or not np.all(np.isfinite(atoms.get_forces())):
             raise FitError(f"structure {uid} has NaN or infinite energy/forces")
 
 
@@ -44,9 +42,7 @@ def is_test_structure(atoms: Atoms, test_fraction: float) -> bool:
     return (int(uid[:8], 16) % 10_000) < test_fraction * 10_000
 
 
-def split_train_test(
-    images: Sequence[Atoms], test_fraction: float
-) -> tuple[list[Atoms], list[Atoms]]:
+def split_train_test(images: Sequence[Atoms], test_fraction: float) -> tuple[list[Atoms], list[Atoms]]:
     """Split by uid hash; the training part is never empty."""
     train = [atoms for atoms in images if not is_test_structure(atoms, test_fraction)]
     test = [atoms for atoms in images if is_test_structure(atoms, test_fraction)]
@@ -60,7 +56,7 @@ def reference_energies(images: Sequence[Atoms], elements: Sequence[str]) -> dict
     counts = np.array([[atoms.get_chemical_symbols().count(el) for el in elements] for atoms in images])
     energies = np.array([atoms.get_potential_energy() for atoms in images])
     solution, *_ = np.linalg.lstsq(counts.astype(float), energies, rcond=None)
-    return {element: float(value) for element, value in zip(elements, solution)}
+    return {element: float(value) for element, value in zip(elements, solution, strict=True)}
 
 
 def corrected_energy(atoms: Atoms, references: Mapping[str, float]) -> float:
@@ -114,9 +110,7 @@ def to_dataframe(images: Sequence[Atoms], references: Mapping[str, float]) -> An
                 "forces": np.asarray(atoms.get_forces()),
                 "NUMBER_OF_ATOMS": len(atoms),
                 "w_energy": float(atoms.info.get("energy_weight", 1.0)),
-                "w_forces": np.asarray(
-                    atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float
-                ),
+                "w_forces": np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float),
             }
         )
     return pd.DataFrame(rows)
@@ -173,7 +167,9 @@ def compute_active_set(
 ) -> Path:
     """Run ``pace_activeset`` on the training data; returns the ``.asi`` written beside the yaml."""
     yaml_path = Path(yaml_path)
-    command = [_pacemaker_tool("pace_activeset"), "-d", str(dataset_path), str(yaml_path)]
+    # --all-atoms: every training environment is known data. pace_activeset's default drops
+    # atoms with large force errors, which then show gamma > 1 on the very training set.
+    command = [_pacemaker_tool("pace_activeset"), "--all-atoms", "-d", str(dataset_path), str(yaml_path)]
     with open(log_path, "a") as log:
         completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
     asi = yaml_path.with_suffix(".asi")
@@ -182,10 +178,17 @@ def compute_active_set(
     return asi
 
 
-def evaluate(yaml_path: str | os.PathLike[str], images: Sequence[Atoms], references: Mapping[str, float]) -> dict[str, Any]:
+def evaluate(
+    yaml_path: str | os.PathLike[str], images: Sequence[Atoms], references: Mapping[str, float]
+) -> dict[str, Any]:
     """Energy (meV/atom) and force-component (eV/A) RMSE of a saved potential on ``images``."""
     if not images:
-        return {"n_structures": 0, "n_atoms": 0, "energy_rmse_mev_per_atom": None, "force_rmse_ev_per_a": None}
+        return {
+            "n_structures": 0,
+            "n_atoms": 0,
+            "energy_rmse_mev_per_atom": None,
+            "force_rmse_ev_per_a": None,
+        }
     from pyace import PyACECalculator
 
     calculator = PyACECalculator(str(yaml_path))

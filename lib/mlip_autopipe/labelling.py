@@ -62,13 +62,19 @@ def label_candidate(
     except LabellingError as error:
         failed = candidate.copy()
         failed.info.update(
-            label_status=STATUS_FAILED, label_reason=str(error), oracle=oracle.name,
-            oracle_settings=settings, from_cache=False,
+            label_status=STATUS_FAILED,
+            label_reason=str(error),
+            oracle=oracle.name,
+            oracle_settings=settings,
+            from_cache=False,
         )
         return failed
     labelled.info.update(
-        label_status=STATUS_OK, label_reason="", oracle=oracle.name,
-        oracle_settings=settings, from_cache=False,
+        label_status=STATUS_OK,
+        label_reason="",
+        oracle=oracle.name,
+        oracle_settings=settings,
+        from_cache=False,
     )
     if cached_file is not None:
         write_structures(cached_file, labelled)

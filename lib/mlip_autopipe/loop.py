@@ -25,8 +25,12 @@ def decide(
     failed = sum(1 for run in runs if run["status"] == "failed")
     fraction = extrapolative / checks if checks else 1.0
     counts = {
-        "md_runs": len(runs), "md_checks": checks, "extrapolative_checks": extrapolative,
-        "extrapolative_fraction": fraction, "halted_runs": halted, "failed_runs": failed,
+        "md_runs": len(runs),
+        "md_checks": checks,
+        "extrapolative_checks": extrapolative,
+        "extrapolative_fraction": fraction,
+        "halted_runs": halted,
+        "failed_runs": failed,
         "selected": n_selected,
     }
     if n_selected == 0 and failed == 0:

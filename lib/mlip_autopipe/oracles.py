@@ -53,7 +53,7 @@ class EMTOracle:
         from ase.calculators.emt import EMT
 
         work = atoms.copy()
-        work.calc = EMT()  # type: ignore[no-untyped-call]
+        work.calc = EMT()
         try:
             energy = work.get_potential_energy()
             forces = work.get_forces()

@@ -96,4 +96,3 @@ def pick_initial(pool: Sequence[Atoms], count: int, seed: int) -> list[Atoms]:
     rng = np.random.default_rng(seed + 1)
     chosen = rng.choice(len(variants), size=min(count - len(alloys), len(variants)), replace=False)
     return alloys + [variants[index] for index in sorted(chosen)]
-

@@ -1,0 +1,94 @@
+"""The configuration is validated before any job, with one-line errors naming the key."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from mlip_autopipe.config import check_config, validate_schema, vegard_reference_constant
+from mlip_autopipe.errors import ConfigError
+
+
+def checked(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    validate_schema(config, copy.deepcopy(schema))
+    check_config(config)
+    return config
+
+
+def test_empty_config_gets_every_default(schema: dict[str, Any]) -> None:
+    config = checked({}, schema)
+    assert config["elements"] == ["Cu", "Ni"]
+    assert config["explore"]["gamma_lo"] < config["explore"]["gamma_hi"]
+    assert config["structures"]["supercell"] == [2, 2, 2]
+
+
+def test_every_schema_key_has_a_description_and_a_default(schema: dict[str, Any]) -> None:
+    def walk(node: dict[str, Any], path: str) -> None:
+        for name, sub in node.get("properties", {}).items():
+            assert "description" in sub, f"{path}{name} has no description"
+            assert "default" in sub, f"{path}{name} has no default"
+            walk(sub, f"{path}{name}.")
+
+    walk(schema, "")
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "words"),
+    [
+        ({"elements": ["Cu", "Xx"]}, "elements", "not a chemical element"),
+        (
+            {"elements": ["Cu", "Fe"], "structures": {"compositions": [{"Cu": 0.5, "Fe": 0.5}]}},
+            "elements",
+            "not supported by the emt oracle",
+        ),
+        (
+            {"structures": {"compositions": [{"Cu": 0.5, "Ni": 0.4}]}},
+            "structures.compositions[0]",
+            "sum to 0.9",
+        ),
+        (
+            {"structures": {"compositions": [{"Cu": 0.5, "Au": 0.5}]}},
+            "structures.compositions[0]",
+            "not listed",
+        ),
+        (
+            {"structures": {"compositions": [{"Cu": 0.3, "Ni": 0.7}]}},
+            "structures.supercell",
+            "cannot hold composition",
+        ),
+        ({"explore": {"gamma_lo": 5.0, "gamma_hi": 2.0}}, "explore.gamma_lo", "below explore.gamma_hi"),
+        ({"explore": {"temperatures": [-10]}}, "explore.temperatures.0", "less than or equal"),
+        ({"fit": {"cutof": 4.0}}, "fit.cutof", "unknown key"),
+        ({"fit": {"lmax_by_orders": [0, 1]}}, "fit.lmax_by_orders", "one entry per body order"),
+        ({"loop": {"max_generations": 0}}, "loop.max_generations", "less than the minimum"),
+    ],
+)
+def test_bad_config_names_the_key(
+    schema: dict[str, Any], override: dict[str, Any], key: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        checked(override, schema)
+    assert raised.value.key == key
+    assert words in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_exact_composition_within_tolerance_is_accepted(schema: dict[str, Any]) -> None:
+    checked({"structures": {"compositions": [{"Cu": 0.5 + 5e-7, "Ni": 0.5 - 4e-7}]}}, schema)
+
+
+def test_vegard_reference_converts_between_cubic_lattices() -> None:
+    assert vegard_reference_constant("Cu", "fcc") == pytest.approx(3.61)
+    fcc_fe = vegard_reference_constant("Fe", "fcc")
+    assert fcc_fe is not None
+    # equal volume per atom: a_fcc^3 / 4 == a_bcc^3 / 2
+    assert fcc_fe**3 / 4 == pytest.approx(vegard_reference_constant("Fe", "bcc") ** 3 / 2)
+
+
+def test_missing_lattice_constant_reference_is_a_config_error(schema: dict[str, Any]) -> None:
+    # Zn's reference state is hcp: no cubic constant to mix, so the user must give one.
+    config = {"elements": ["Zn", "Cu"], "structures": {"compositions": [{"Zn": 0.5, "Cu": 0.5}]}}
+    with pytest.raises(ConfigError) as raised:
+        checked(config, schema)
+    assert raised.value.key == "structures.lattice_constant"

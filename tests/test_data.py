@@ -1,0 +1,84 @@
+"""The data contract: uids, labels through extxyz, atomic writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from mlip_autopipe.data import (
+    attach_labels,
+    has_labels,
+    read_structures,
+    structure_uid,
+    tag_structure,
+    write_structures,
+)
+from mlip_autopipe.errors import StructureError
+
+
+def test_uid_is_stable_and_content_sensitive(cuni_cell: Atoms) -> None:
+    uid = structure_uid(cuni_cell)
+    assert uid == structure_uid(cuni_cell.copy())
+    moved = cuni_cell.copy()
+    moved.positions[0, 0] += 1e-3
+    assert structure_uid(moved) != uid
+    swapped = cuni_cell.copy()
+    swapped.numbers[[0, 1]] = (
+        swapped.numbers[[1, 0]] if swapped.numbers[0] != swapped.numbers[1] else [28, 29]
+    )
+    assert structure_uid(swapped) != uid
+    # metadata is not content, and snapping to the stored precision keeps the uid
+    tagged = tag_structure(cuni_cell.copy(), generation=3, origin="rattle")
+    assert tagged.info["uid"] == uid
+
+
+def test_uid_survives_many_write_read_round_trips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(42)
+    images = []
+    for _ in range(200):
+        atoms = Atoms(
+            "Cu4", positions=rng.uniform(0, 5, (4, 3)), cell=np.diag(rng.uniform(5, 6, 3)), pbc=True
+        )
+        images.append(tag_structure(atoms, generation=0, origin="test"))
+    write_structures(tmp_path / "many.extxyz", images)
+    for written, read_back in zip(images, read_structures(tmp_path / "many.extxyz"), strict=True):
+        assert structure_uid(read_back) == written.info["uid"] == read_back.info["uid"]
+
+
+def test_labels_and_metadata_survive_extxyz(tmp_path: Path, cuni_cell: Atoms) -> None:
+    forces = np.random.default_rng(0).normal(size=(len(cuni_cell), 3))
+    stress = np.arange(6) * 1e-3
+    labelled = attach_labels(cuni_cell, energy=-12.5, forces=forces, stress=stress)
+    tag_structure(labelled, generation=2, origin="strain", parent_uid="0123456789abcdef")
+    labelled.arrays["force_weight"] = np.ones(len(cuni_cell))
+    write_structures(tmp_path / "one.extxyz", [labelled, labelled])
+    back = read_structures(tmp_path / "one.extxyz")
+    assert len(back) == 2 and has_labels(back[0])
+    assert back[0].get_potential_energy() == pytest.approx(-12.5)
+    np.testing.assert_allclose(back[0].get_forces(), forces, atol=1e-7)
+    np.testing.assert_allclose(back[0].get_stress(voigt=True), stress)
+    assert back[0].info["uid"] == labelled.info["uid"]
+    assert back[0].info["generation"] == 2 and back[0].info["origin"] == "strain"
+    assert back[0].info["parent_uid"] == "0123456789abcdef"
+    assert structure_uid(back[0]) == back[0].info["uid"]
+
+
+def test_empty_list_round_trips(tmp_path: Path) -> None:
+    write_structures(tmp_path / "none.extxyz", [])
+    assert read_structures(tmp_path / "none.extxyz") == []
+
+
+def test_write_leaves_no_temporary_files(tmp_path: Path, cuni_cell: Atoms) -> None:
+    write_structures(tmp_path / "a.extxyz", cuni_cell)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.extxyz"]
+
+
+def test_unreadable_and_missing_files_name_the_file(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.extxyz"
+    garbage.write_text("this is not\na structure file\n")
+    with pytest.raises(StructureError, match="garbage.extxyz"):
+        read_structures(garbage)
+    with pytest.raises(StructureError, match="missing.extxyz"):
+        read_structures(tmp_path / "missing.extxyz")

@@ -1,0 +1,152 @@
+"""Linear ACE fits with pacemaker (python-ace) on EMT data: honest metrics, active set, bad data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ase import Atoms
+from mlip_autopipe import fit
+from mlip_autopipe.errors import FitError
+from mlip_autopipe.labelling import label_candidate
+from mlip_autopipe.oracles import EMTOracle
+from mlip_autopipe.structures import build_pool
+
+FIT_SETTINGS = {
+    "mode": "linear",
+    "cutoff": 5.0,
+    "functions_per_element": 40,
+    "nradmax_by_orders": [12, 4, 3],
+    "lmax_by_orders": [0, 3, 2],
+    "ridge_alpha": 1e-6,
+    "energy_weight": 30.0,
+    "test_fraction": 0.25,
+}
+
+
+@pytest.fixture(scope="module")
+def emt_data() -> list[Atoms]:
+    structures = {
+        "lattice": "fcc",
+        "lattice_constant": None,
+        "supercell": [2, 2, 2],
+        "compositions": [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.75, "Ni": 0.25}],
+        "cells_per_composition": 2,
+        "strains": [-0.02, 0.02],
+        "rattle_amplitudes": [0.05, 0.1, 0.15],
+    }
+    return [label_candidate(atoms, EMTOracle()) for atoms in build_pool(structures, seed=11)]
+
+
+@pytest.fixture(scope="module")
+def fitted(emt_data: list[Atoms], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("fit")
+    train, test = fit.split_train_test(emt_data, FIT_SETTINGS["test_fraction"])
+    references = fit.reference_energies(train, ["Cu", "Ni"])
+    basis = fit.fit_linear(train, ["Cu", "Ni"], FIT_SETTINGS, references)
+    yaml_path, yace_path = folder / "potential.yaml", folder / "potential.yace"
+    fit.save_potential(basis, yaml_path, yace_path)
+    dataset = folder / "training.pckl.gzip"
+    fit.to_dataframe(train, references).to_pickle(dataset, compression="gzip")
+    asi = fit.compute_active_set(yaml_path, dataset, folder / "activeset.log")
+    return {
+        "train": train,
+        "test": test,
+        "references": references,
+        "yaml": yaml_path,
+        "yace": yace_path,
+        "asi": asi,
+    }
+
+
+def test_split_is_stable_as_the_set_grows(emt_data: list[Atoms]) -> None:
+    _, test_small = fit.split_train_test(emt_data[:10], 0.25)
+    _, test_large = fit.split_train_test(emt_data, 0.25)
+    assert {a.info["uid"] for a in test_small} <= {a.info["uid"] for a in test_large}
+    assert 0 < len(test_large) < len(emt_data)
+
+
+def test_linear_fit_is_accurate_and_metrics_are_honest(fitted: dict[str, Any]) -> None:
+    from pyace import PyACECalculator
+
+    metrics = fit.evaluate(fitted["yaml"], fitted["test"], fitted["references"])
+    # recompute independently from the saved potential
+    calculator = PyACECalculator(str(fitted["yaml"]))
+    energy_errors, force_errors = [], []
+    for atoms in fitted["test"]:
+        work = atoms.copy()
+        work.calc = calculator
+        reference = atoms.get_potential_energy() - sum(
+            fitted["references"][s] for s in atoms.get_chemical_symbols()
+        )
+        energy_errors.append((work.get_potential_energy() - reference) / len(atoms))
+        force_errors.append(work.get_forces() - atoms.get_forces())
+    assert metrics["energy_rmse_mev_per_atom"] == pytest.approx(
+        1000 * np.sqrt(np.mean(np.square(energy_errors))), rel=1e-9
+    )
+    assert metrics["force_rmse_ev_per_a"] == pytest.approx(
+        np.sqrt(np.mean(np.square(np.concatenate(force_errors)))), rel=1e-9
+    )
+    # EMT Cu-Ni is easy: a 40-function linear ACE gets within tens of meV/A
+    assert metrics["force_rmse_ev_per_a"] < 0.1
+    assert metrics["energy_rmse_mev_per_atom"] < 20
+
+
+def test_yace_gives_the_same_energy_as_yaml(fitted: dict[str, Any]) -> None:
+    from pyace import PyACECalculator
+
+    atoms = fitted["train"][0].copy()
+    atoms.calc = PyACECalculator(str(fitted["yaml"]))
+    from_yaml = atoms.get_potential_energy()
+    atoms.calc = PyACECalculator(str(fitted["yace"]))
+    assert atoms.get_potential_energy() == pytest.approx(from_yaml, abs=1e-8)
+
+
+def test_active_set_marks_training_data_as_interpolation(fitted: dict[str, Any]) -> None:
+    from mlip_autopipe.explore import load_calculator
+
+    calculator = load_calculator(fitted["yaml"], fitted["asi"])
+    gammas = []
+    for atoms in fitted["train"]:
+        work = atoms.copy()
+        work.calc = calculator
+        work.get_potential_energy()
+        gammas.append(calculator.results["gamma"])
+    gamma = np.concatenate(gammas)
+    # MaxVol (tolerance 1.01) leaves training environments at gamma ~<= 1; the active-set
+    # members themselves are exactly 1.
+    assert np.median(gamma) < 1.0
+    assert gamma.max() < 1.2
+    assert np.isclose(gamma, 1.0).sum() > 0
+
+
+def test_bad_training_data_is_rejected_before_fitting(emt_data: list[Atoms]) -> None:
+    with pytest.raises(FitError, match="empty"):
+        fit.check_training_set([], ["Cu", "Ni"])
+    with pytest.raises(FitError, match="Ni"):
+        fit.check_training_set(emt_data[:2], ["Cu"])
+    broken = emt_data[0].copy()
+    forces = emt_data[0].get_forces().copy()
+    forces[0, 0] = np.nan
+    from mlip_autopipe.data import attach_labels
+
+    broken = attach_labels(broken, energy=emt_data[0].get_potential_energy(), forces=forces)
+    broken.info["uid"] = "deadbeefdeadbeef"
+    with pytest.raises(FitError, match="deadbeefdeadbeef.*NaN"):
+        fit.check_training_set([broken], ["Cu", "Ni"])
+
+
+def test_pacemaker_tool_lookup_names_a_missing_tool() -> None:
+    with pytest.raises(FitError, match="no_such_pace_tool"):
+        fit._pacemaker_tool("no_such_pace_tool")
+
+
+def test_active_set_failure_is_a_fit_error(tmp_path: Path, fitted: dict[str, Any]) -> None:
+    empty = tmp_path / "empty.pckl.gzip"
+    empty.write_bytes(b"not a pickle")
+    target = tmp_path / "potential.yaml"
+    target.write_text(fitted["yaml"].read_text())
+    with pytest.raises(FitError, match="pace_activeset failed"):
+        fit.compute_active_set(target, empty, tmp_path / "log")

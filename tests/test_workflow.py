@@ -1,0 +1,144 @@
+"""The Snakemake workflow end to end on the EMT preset, run from a directory outside the repo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlip_autopipe.data import has_labels, read_structures
+
+REPO = Path(__file__).resolve().parent.parent
+EMT_PRESET = REPO / "config" / "emt.yaml"
+STOP_REASONS = {"converged", "no_extrapolation", "max_generations"}
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(run_dir: Path, *args: str, configfile: Path = EMT_PRESET) -> subprocess.CompletedProcess[str]:
+    """Run the workflow's Snakefile with the test's Python environment on PATH."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(run_dir), "--cores", "2", "--configfile", str(configfile), *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("emt run")  # a space in the path on purpose
+    result = snakemake(run_dir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return run_dir
+
+
+def decisions(run_dir: Path) -> list[dict]:
+    found = sorted((run_dir / "results").glob("gen_*/decision.json"))
+    return [json.loads(path.read_text()) for path in found]
+
+
+def test_loop_runs_generations_and_stops_by_its_own_decision(finished_run: Path) -> None:
+    summary = json.loads((finished_run / "results/final/summary.json").read_text())
+    steps = decisions(finished_run)
+    assert len(steps) >= 2
+    assert [d["generation"] for d in steps] == list(range(len(steps)))
+    assert all(d["continue"] for d in steps[:-1])
+    assert not steps[-1]["continue"] and steps[-1]["reason"] in STOP_REASONS
+    assert summary["generations"] == len(steps) and summary["stop_reason"] == steps[-1]["reason"]
+    for name in ("potential.yaml", "potential.yace", "potential.asi"):
+        assert (finished_run / "results/final" / name).stat().st_size > 0
+
+
+def test_every_candidate_is_labelled_or_ledgered(finished_run: Path) -> None:
+    for generation_dir in sorted((finished_run / "results").glob("gen_*")):
+        candidates = read_structures(generation_dir / "candidates.extxyz")
+        labelled = read_structures(generation_dir / "labelled.extxyz")
+        ledger = json.loads((generation_dir / "ledger.json").read_text())
+        assert {a.info["uid"] for a in candidates} == {entry["uid"] for entry in ledger}
+        assert len(labelled) == sum(entry["status"] == "ok" for entry in ledger)
+        generation = int(generation_dir.name.split("_")[1])
+        for atoms in labelled:
+            assert has_labels(atoms) and atoms.info["generation"] == generation
+            assert atoms.info["origin"] in {"alloy", "strain", "rattle", "md"}
+        metrics = json.loads((generation_dir / "fit/metrics.json").read_text())
+        assert metrics["train"]["n_structures"] + metrics["test"]["n_structures"] >= len(labelled)
+
+
+def test_later_generations_label_extrapolative_md_frames(finished_run: Path) -> None:
+    labelled = read_structures(finished_run / "results/gen_001/labelled.extxyz")
+    assert labelled and all(a.info["origin"] == "md" for a in labelled)
+    assert all(a.info["max_gamma"] > 0 for a in labelled)
+
+
+def test_rerun_with_nothing_changed_does_nothing(finished_run: Path) -> None:
+    result = snakemake(finished_run, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_fit_parameter_change_refits_without_relabelling(finished_run: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    config["fit"]["ridge_alpha"] = 2.0e-6
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    dry = snakemake(finished_run, "-n", configfile=edited)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    log = dry.stdout + dry.stderr
+    assert "rule fit:" in log and "Params have changed" in log
+    assert "rule label:" not in log and "rule structures:" not in log
+    labels = sorted((finished_run / "results/gen_000/label").glob("*.extxyz"))
+    before = {path: path.stat().st_mtime_ns for path in labels}
+    result = snakemake(finished_run, configfile=edited)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {path: path.stat().st_mtime_ns for path in labels} == before
+    assert "results/gen_000/label/" not in result.stdout + result.stderr
+
+
+def test_dry_run_shows_the_dag_up_to_the_first_checkpoint(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode == 0, result.stderr
+    log = result.stdout + result.stderr
+    for rule in ("rule structures:", "rule candidates:", "checkpoint split_candidates:"):
+        assert rule in log
+    # one label job per structure appears only once the split checkpoint has run
+    assert "rule label:" not in log
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--lint")
+    assert result.returncode == 0
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"elements": ["Cu", "Qq"]}, "elements"),
+        ({"structures": {"compositions": [{"Cu": 0.6, "Ni": 0.6}]}}, "structures.compositions[0]"),
+        ({"explore": {"gamma_lo": 6.0, "gamma_hi": 5.0}}, "explore.gamma_lo"),
+        ({"loop": {"max_generations": "three"}}, "loop.max_generations"),
+    ],
+)
+def test_invalid_config_stops_before_any_job(tmp_path: Path, override: dict, key: str) -> None:
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    for section, value in override.items():
+        if isinstance(value, dict):
+            config[section].update(value)
+        else:
+            config[section] = value
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    result = snakemake(run_dir, configfile=bad)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ConfigError")]
+    assert len(errors) == 1 and f"config key '{key}'" in errors[0], result.stderr
+    assert not (run_dir / "results").exists()
