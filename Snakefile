@@ -33,6 +33,22 @@ except ConfigError as error:
 validate(config, "config/schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
+# Bookkeeping that takes seconds runs in the Snakemake process itself, never through a
+# cluster queue; structures, labelling, fitting and exploration are submitted.
+localrules:
+    all,
+    candidates,
+    split_candidates,
+    gather_labels,
+    select,
+    decide,
+    finalize,
+    report_plots,
+
+
 include: "rules/common.smk"
 include: "rules/structures.smk"
 include: "rules/label.smk"
@@ -40,10 +56,12 @@ include: "rules/fit.smk"
 include: "rules/explore.smk"
 include: "rules/select.smk"
 include: "rules/loop.smk"
+include: "rules/report.smk"
 
 
 rule all:
     input:
         "results/final/potential.yace",
         "results/final/summary.json",
+        rules.report_plots.output,
     default_target: True

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+
 from mlip_autopipe.config import check_config, load_yaml, validate_schema
 
 REPO = Path(__file__).resolve().parent.parent

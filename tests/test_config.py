@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from mlip_autopipe.config import check_config, validate_schema, vegard_reference_constant
 from mlip_autopipe.errors import ConfigError
 

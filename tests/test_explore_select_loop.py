@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from ase import Atoms
+
 from mlip_autopipe import fit
 from mlip_autopipe.data import tag_structure
 from mlip_autopipe.explore import choose_starts, explore_ase, load_calculator, run_langevin

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from mlip_autopipe.structures import alloy_lattice_constant, build_pool, pick_initial
 
 

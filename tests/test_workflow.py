@@ -24,8 +24,18 @@ def snakemake(run_dir: Path, *args: str, configfile: Path = EMT_PRESET) -> subpr
     """Run the workflow's Snakefile with the test's Python environment on PATH."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(run_dir), "--cores", "2", "--configfile", str(configfile), *args,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(run_dir),
+        "--cores",
+        "2",
+        "--configfile",
+        str(configfile),
+        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 
@@ -142,3 +152,46 @@ def test_invalid_config_stops_before_any_job(tmp_path: Path, override: dict, key
     errors = [line for line in result.stderr.splitlines() if line.startswith("ConfigError")]
     assert len(errors) == 1 and f"config key '{key}'" in errors[0], result.stderr
     assert not (run_dir / "results").exists()
+
+
+def test_report_html_contains_every_figure(finished_run: Path) -> None:
+    figures = sorted((finished_run / "results/report").glob("*.png"))
+    assert {p.name for p in figures} == {
+        "rmse_per_generation.png",
+        "parity.png",
+        "dataset_by_generation.png",
+        "labelling_by_generation.png",
+        "gamma_by_generation.png",
+    }
+    result = snakemake(finished_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (finished_run / "report.html").read_text()
+    for figure in figures:
+        assert figure.name in html
+
+
+def test_status_reads_a_partial_run(finished_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from mlip_autopipe.status import render, run_status
+
+    partial = tmp_path / "partial"
+    shutil.copytree(finished_run / "results", partial / "results")
+    last = sorted((partial / "results").glob("gen_*"))[-1]
+    for name in ("decision.json", "ledger.json", "labelled.extxyz"):
+        (last / name).unlink()
+    label_files = sorted((last / "label").glob("*.extxyz"))
+    label_files[0].unlink()  # one structure still waiting for its oracle
+    statuses = run_status(partial)
+    assert statuses[0].decision is not None and statuses[0].fitted
+    assert statuses[-1].decision is None
+    assert statuses[-1].candidates == len(label_files) and statuses[-1].pending == 1
+    assert statuses[-1].labelled == len(label_files) - 1
+    text = render(partial)
+    assert "running" in text and "continue" in text
+
+
+def test_status_of_an_empty_directory(tmp_path: Path) -> None:
+    from mlip_autopipe.status import render
+
+    assert "no generation started yet" in render(tmp_path)

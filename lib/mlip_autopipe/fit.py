@@ -178,32 +178,51 @@ def compute_active_set(
     return asi
 
 
+def predict(
+    yaml_path: str | os.PathLike[str], images: Sequence[Atoms], references: Mapping[str, float]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(reference, predicted) energies per atom (corrected) and force components.
+
+    Structures with zero energy weight (embedded cells) give no energy; atoms with zero
+    force weight (embedding buffers) give no forces: their labels are not meaningful.
+    """
+    from pyace import PyACECalculator
+
+    calculator = PyACECalculator(str(yaml_path))
+    energies: tuple[list[float], list[float]] = ([], [])
+    forces: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for atoms in images:
+        work = atoms.copy()
+        work.calc = calculator
+        if float(atoms.info.get("energy_weight", 1.0)) > 0:
+            energies[0].append(corrected_energy(atoms, references) / len(atoms))
+            energies[1].append(work.get_potential_energy() / len(atoms))
+        weights = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), float) > 0
+        forces[0].append(atoms.get_forces()[weights].ravel())
+        forces[1].append(work.get_forces()[weights].ravel())
+    concat = lambda arrays: np.concatenate(arrays) if arrays else np.zeros(0)  # noqa: E731
+    return {
+        "energy": (np.asarray(energies[0]), np.asarray(energies[1])),
+        "forces": (concat(forces[0]), concat(forces[1])),
+    }
+
+
 def evaluate(
     yaml_path: str | os.PathLike[str], images: Sequence[Atoms], references: Mapping[str, float]
 ) -> dict[str, Any]:
     """Energy (meV/atom) and force-component (eV/A) RMSE of a saved potential on ``images``."""
-    if not images:
-        return {
-            "n_structures": 0,
-            "n_atoms": 0,
-            "energy_rmse_mev_per_atom": None,
-            "force_rmse_ev_per_a": None,
-        }
-    from pyace import PyACECalculator
-
-    calculator = PyACECalculator(str(yaml_path))
-    energy_errors, force_errors = [], []
-    for atoms in images:
-        work = atoms.copy()
-        work.calc = calculator
-        predicted = work.get_potential_energy()
-        energy_errors.append((predicted - corrected_energy(atoms, references)) / len(atoms))
-        weights = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), float) > 0
-        force_errors.append((work.get_forces() - atoms.get_forces())[weights].ravel())
-    forces = np.concatenate(force_errors) if force_errors else np.zeros(0)
-    return {
+    result: dict[str, Any] = {
         "n_structures": len(images),
         "n_atoms": int(sum(len(atoms) for atoms in images)),
-        "energy_rmse_mev_per_atom": float(1000 * np.sqrt(np.mean(np.square(energy_errors)))),
-        "force_rmse_ev_per_a": float(np.sqrt(np.mean(np.square(forces)))) if forces.size else None,
+        "energy_rmse_mev_per_atom": None,
+        "force_rmse_ev_per_a": None,
     }
+    if not images:
+        return result
+    parity = predict(yaml_path, images, references)
+    rmse = lambda pair: float(np.sqrt(np.mean(np.square(pair[1] - pair[0]))))  # noqa: E731
+    if parity["energy"][0].size:
+        result["energy_rmse_mev_per_atom"] = 1000 * rmse(parity["energy"])
+    if parity["forces"][0].size:
+        result["force_rmse_ev_per_a"] = rmse(parity["forces"])
+    return result

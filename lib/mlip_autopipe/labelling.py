@@ -55,7 +55,13 @@ def label_candidate(
     if cached_file is not None and cached_file.exists():
         cached = _from_cache(candidate, cached_file)
         if cached is not None:
-            cached.info.update(label_status=STATUS_OK, label_reason="", from_cache=True)
+            cached.info.update(
+                label_status=STATUS_OK,
+                label_reason="",
+                oracle=oracle.name,
+                oracle_settings=settings,
+                from_cache=True,
+            )
             return cached
     try:
         labelled = oracle.label(candidate)
