@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mlip_autopipe.data import has_labels, read_structures
+from mlip_autopipe.structures import POOL_ORIGINS
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
@@ -65,7 +66,7 @@ def test_every_candidate_is_labelled_or_ledgered(finished_run: Path) -> None:
         generation = int(generation_dir.name.split("_")[1])
         for atoms in labelled:
             assert has_labels(atoms) and atoms.info["generation"] == generation
-            assert atoms.info["origin"] in {"alloy", "strain", "rattle", "md"}
+            assert atoms.info["origin"] in {*POOL_ORIGINS, "md"}
         metrics = json.loads((generation_dir / "fit/metrics.json").read_text())
         assert metrics["train"]["n_structures"] + metrics["test"]["n_structures"] >= len(labelled)
 
