@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from mlip_autopipe.data import has_labels, read_structures
 from mlip_autopipe.structures import POOL_ORIGINS
 
@@ -25,8 +24,18 @@ def snakemake(run_dir: Path, *args: str, configfile: Path = EMT_PRESET) -> subpr
     """Run the workflow's Snakefile with the test's Python environment on PATH."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(run_dir), "--cores", "2", "--configfile", str(configfile), *args,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(run_dir),
+        "--cores",
+        "2",
+        "--configfile",
+        str(configfile),
+        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 
@@ -143,3 +152,31 @@ def test_invalid_config_stops_before_any_job(tmp_path: Path, override: dict, key
     errors = [line for line in result.stderr.splitlines() if line.startswith("ConfigError")]
     assert len(errors) == 1 and f"config key '{key}'" in errors[0], result.stderr
     assert not (run_dir / "results").exists()
+
+
+def test_user_structure_files_join_the_pool_from_the_run_directory(tmp_path: Path) -> None:
+    from ase.build import bulk
+    from ase.io import write
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    config["structures"]["user_files"] = ["mine.extxyz"]  # relative: taken from the run directory
+    configfile = tmp_path / "user.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+
+    write(run_dir / "mine.extxyz", bulk("Fe", "bcc", a=2.87, cubic=True))
+    refused = snakemake(run_dir, "--until", "structures", configfile=configfile)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("ConfigError")]
+    assert len(errors) == 1 and "'structures.user_files[0]'" in errors[0] and "holds Fe" in errors[0]
+    assert not (run_dir / "results").exists()
+
+    write(run_dir / "mine.extxyz", bulk("Ni", "fcc", a=3.52, cubic=True).repeat((2, 1, 1)))
+    result = snakemake(run_dir, "--until", "structures", configfile=configfile)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pool = read_structures(run_dir / "results/structures/pool.extxyz")
+    users = [atoms for atoms in pool if atoms.info["origin"] == "user"]
+    assert len(users) == 1 and users[0].info["source_file"] == "mine.extxyz" and len(users[0]) == 8
+    initial = read_structures(run_dir / "results/structures/initial.extxyz")
+    assert len(initial) == config["structures"]["initial_pick"]
+    assert {atoms.info["uid"] for atoms in initial} <= {atoms.info["uid"] for atoms in pool}

@@ -152,7 +152,9 @@ class CorrelationDeviation:
         return max(self.pair_by_shell, default=0.0)
 
 
-def correlation_deviation(geometry: ClusterGeometry, numbers: Sequence[int]) -> CorrelationDeviation:
+def correlation_deviation(
+    geometry: ClusterGeometry, numbers: Sequence[int] | np.ndarray
+) -> CorrelationDeviation:
     """Pair (per shell) and triplet deviations of a decoration from the random alloy."""
     species, codes = np.unique(np.asarray(numbers), return_inverse=True)
     codes = codes.reshape(-1)
@@ -274,7 +276,7 @@ def _search_decorations(
     if type(parsed).__name__ == "ParseError":
         raise StructureError(f"sqsgenerator rejected the SQS set-up: {parsed.key}: {parsed.msg}")
     pack = sqsgenerator.optimize(parsed)
-    decorations = []
+    decorations: list[np.ndarray] = []
     for _, results in sorted(pack, key=lambda group: group[0]):
         decorations.extend(_numbers_on_template(template, result.structure()) for result in results)
         if len(decorations) >= n_structures:

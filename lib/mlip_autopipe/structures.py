@@ -130,7 +130,9 @@ def derived_variants(
         yield "interstitial", variants.with_interstitial(parent, element, rng)
 
 
-def build_pool(structures: Mapping[str, Any], seed: int, elements: Sequence[str] | None = None) -> list[Atoms]:
+def build_pool(
+    structures: Mapping[str, Any], seed: int, elements: Sequence[str] | None = None
+) -> list[Atoms]:
     """All generation-0 candidates: SQS cells with their variants, then user structures.
 
     Args:
@@ -147,7 +149,9 @@ def build_pool(structures: Mapping[str, Any], seed: int, elements: Sequence[str]
             pool.append(parent)
             rng = np.random.default_rng([seed, index, number])
             for origin, variant in derived_variants(parent, structures, rng):
-                pool.append(tag_structure(variant, generation=0, origin=origin, parent_uid=parent.info["uid"]))
+                pool.append(
+                    tag_structure(variant, generation=0, origin=origin, parent_uid=parent.info["uid"])
+                )
     for index, path in enumerate(structures.get("user_files", [])):
         for atoms in read_user_structures(path, elements, f"structures.user_files[{index}]"):
             pool.append(tag_structure(atoms, generation=0, origin="user"))

@@ -65,6 +65,5 @@ def _check_frame(atoms: Atoms, elements: Sequence[str], key: str, where: str) ->
         pair = close[np.argmin(distance[close])]
         raise ConfigError(
             key,
-            f"{where} has overlapping atoms {first[pair]} and {second[pair]} "
-            f"({distance[pair]:.2f} A apart)",
+            f"{where} has overlapping atoms {first[pair]} and {second[pair]} ({distance[pair]:.2f} A apart)",
         )
