@@ -87,3 +87,15 @@ def test_counts_that_do_not_fill_the_cell_are_refused() -> None:
     template = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
     with pytest.raises(StructureError, match="33 atoms requested for a 32-site cell"):
         generate_sqs(template, {"Cu": 17, "Ni": 16}, n_structures=1, seed=0, **SETTINGS)
+
+
+def test_ordered_l10_alloy_has_the_textbook_deviations() -> None:
+    # CuAu L1_0: alternating (001) layers. Each atom has 4 like and 8 unlike nearest neighbours,
+    # so P(Cu, Cu) = 1/2 * 4/12 = 1/6 against 1/4 in the random alloy; every nearest-neighbour
+    # triangle spans two layers, so no triangle is all-Cu: 0 against 1/8.
+    ordered = bulk("Cu", "fcc", a=3.8, cubic=True).repeat((2, 2, 2))
+    layer = np.round(ordered.positions[:, 2] / (3.8 / 2)).astype(int) % 2
+    ordered.numbers = np.where(layer == 0, 29, 79)
+    deviation = correlation_deviation(cluster_geometry(ordered, 1, 1), ordered.numbers)
+    assert deviation.pair_by_shell == pytest.approx((1 / 4 - 1 / 6,))
+    assert deviation.triplet == pytest.approx(1 / 8)

@@ -70,6 +70,9 @@ def test_same_seed_same_files_other_seed_other_sqs(
     for name, images in (("first", pool), ("again", again), ("other", other)):
         write_structures(tmp_path / f"{name}.extxyz", images)
     assert (tmp_path / "first.extxyz").read_bytes() == (tmp_path / "again.extxyz").read_bytes()
+    for name, images in (("first", pool), ("again", again)):
+        write_structures(tmp_path / f"{name}-pick.extxyz", pick_initial(images, 12, config["elements"]))
+    assert (tmp_path / "first-pick.extxyz").read_bytes() == (tmp_path / "again-pick.extxyz").read_bytes()
     sqs_of = lambda images: [a.numbers.tolist() for a in images if a.info["origin"] == "sqs"]  # noqa: E731
     assert all(cell not in sqs_of(other) for cell in sqs_of(pool))
 
