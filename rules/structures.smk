@@ -5,6 +5,7 @@
 rule structures:
     input:
         user_files=config["structures"]["user_files"],
+        lattice_file=config["structures"]["lattice_file"] or [],
     output:
         pool="results/structures/pool.extxyz",
         initial="results/structures/initial.extxyz",

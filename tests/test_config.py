@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.io import write
 from mlip_autopipe.config import check_config, validate_schema, vegard_reference_constant
 from mlip_autopipe.errors import ConfigError
 
@@ -143,3 +147,17 @@ def test_bad_structures_section_names_the_key(
     assert raised.value.key == key
     assert words in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_lattice_file_sets_the_site_count_and_must_be_usable(schema: dict[str, Any], tmp_path: Path) -> None:
+    write(tmp_path / "sites.extxyz", bulk("Si", "diamond", a=5.43, cubic=True))
+    good = {"lattice_file": str(tmp_path / "sites.extxyz"), "supercell": [1, 1, 1]}
+    # Si is not a run element, yet a lattice file only gives sites: accepted
+    checked({"structures": {**good, "compositions": [{"Cu": 0.25, "Ni": 0.75}]}}, schema)
+    with pytest.raises(ConfigError) as raised:
+        checked({"structures": {**good, "compositions": [{"Cu": 0.1, "Ni": 0.9}]}}, schema)
+    assert raised.value.key == "structures.supercell" and "8 atoms" in str(raised.value)
+    write(tmp_path / "molecule.xyz", Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.3]]), format="xyz")
+    with pytest.raises(ConfigError) as raised:
+        checked({"structures": {"lattice_file": str(tmp_path / "molecule.xyz")}}, schema)
+    assert raised.value.key == "structures.lattice_file" and "molecule.xyz" in str(raised.value)

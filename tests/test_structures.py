@@ -146,3 +146,21 @@ def test_initial_pick_is_a_farthest_point_sample(preset_pool: tuple[dict[str, An
     assert len(everything) == 5
     assert "pick_rank" not in pool[0].info  # the pool itself is left as it was
     assert copy.deepcopy(picked[1].info)["origin"] in POOL_ORIGINS
+
+
+def test_a_lattice_file_gives_the_parent_sites(tmp_path: Path) -> None:
+    # a rock-salt-like 8-site cell given by the user; its species are placeholders
+    sites = bulk("NaCl", "rocksalt", a=4.0, cubic=True)
+    write(tmp_path / "sites.cif", sites)
+    structures = {
+        "lattice": "fcc",
+        "lattice_file": str(tmp_path / "sites.cif"),
+        "supercell": [2, 2, 1],
+        "compositions": [{"Cu": 0.5, "Ni": 0.5}],
+        "cells_per_composition": 1,
+    }
+    (cell,) = build_pool(structures, seed=0)
+    assert len(cell) == 32 and sorted(set(cell.get_chemical_symbols())) == ["Cu", "Ni"]
+    np.testing.assert_allclose(cell.cell.lengths(), [8.0, 8.0, 4.0])
+    assert cell.info["lattice"] == "file:sites.cif" and "lattice_constant" not in cell.info
+    assert cell.info["sqs_pair_deviation"] < 0.05

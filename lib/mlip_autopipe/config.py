@@ -94,7 +94,9 @@ def check_config(config: Mapping[str, Any]) -> None:
         )
     for composition in all_compositions(structures, elements):
         _check_supercell_fits(composition, structures)
-    if structures.get("lattice_constant") is None:
+    if structures.get("lattice_file"):
+        parent_lattice(structures)  # refuses an unusable file before the supercell check reads it
+    if structures.get("lattice_constant") is None and not structures.get("lattice_file"):
         for element in _elements_in(all_compositions(structures, elements)):
             if vegard_reference_constant(element, structures["lattice"]) is None:
                 raise ConfigError(
@@ -139,8 +141,18 @@ def _check_composition(key: str, composition: Mapping[str, float], elements: lis
         raise ConfigError(key, f"fractions sum to {total:.8g}, not 1")
 
 
+def parent_lattice(structures: Mapping[str, Any]) -> Any:
+    """The first structure of ``structures.lattice_file``, checked (its species are ignored)."""
+    from mlip_autopipe.user_structures import read_user_structures
+
+    return read_user_structures(structures["lattice_file"], None, "structures.lattice_file")[0]
+
+
 def _check_supercell_fits(composition: Mapping[str, float], structures: Mapping[str, Any]) -> None:
-    n_atoms = ATOMS_PER_CONVENTIONAL_CELL[structures["lattice"]]
+    if structures.get("lattice_file"):
+        n_atoms = len(parent_lattice(structures))
+    else:
+        n_atoms = ATOMS_PER_CONVENTIONAL_CELL[structures["lattice"]]
     for repeat in structures["supercell"]:
         n_atoms *= repeat
     for element, fraction in composition.items():

@@ -9,6 +9,7 @@ sample of the pool in averaged-SOAP space. Everything is reproducible from the s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from mlip_autopipe import variants
 from mlip_autopipe.config import (
     IDEAL_C_OVER_A,
     all_compositions,
+    parent_lattice,
     vegard_reference_c_over_a,
     vegard_reference_constant,
 )
@@ -82,12 +84,20 @@ def sqs_cells(
     seed: Sequence[int],
 ) -> list[Atoms]:
     """The SQS parent cells of one composition, tagged ``origin: sqs``."""
-    lattice = structures["lattice"]
-    a = structures.get("lattice_constant") or alloy_lattice_constant(composition, lattice)
+    a: float | None = None
     c_over_a = None
-    if lattice == "hcp":
-        c_over_a = structures.get("c_over_a") or alloy_c_over_a(composition)
-    template = lattice_template(lattice, a, structures["supercell"], c_over_a, next(iter(composition)))
+    if structures.get("lattice_file"):
+        # the file's cell and sites as they are: no Vegard scaling
+        lattice = f"file:{os.path.basename(structures['lattice_file'])}"
+        sites = parent_lattice(structures)
+        sites.set_chemical_symbols([next(iter(composition))] * len(sites))
+        template = sites.repeat(tuple(int(n) for n in structures["supercell"]))
+    else:
+        lattice = structures["lattice"]
+        a = structures.get("lattice_constant") or alloy_lattice_constant(composition, lattice)
+        if lattice == "hcp":
+            c_over_a = structures.get("c_over_a") or alloy_c_over_a(composition)
+        template = lattice_template(lattice, a, structures["supercell"], c_over_a, next(iter(composition)))
     settings = {**DEFAULT_SQS, **structures.get("sqs", {})}
     cells = generate_sqs(
         template,
@@ -100,7 +110,8 @@ def sqs_cells(
     )
     for atoms in cells:
         atoms.info["lattice"] = lattice
-        atoms.info["lattice_constant"] = float(a)
+        if a is not None:
+            atoms.info["lattice_constant"] = float(a)
         if c_over_a is not None:
             atoms.info["c_over_a"] = float(c_over_a)
         tag_structure(atoms, generation=0, origin="sqs")

@@ -21,8 +21,12 @@ from mlip_autopipe.errors import ConfigError
 OVERLAP_FRACTION = 0.5
 
 
-def read_user_structures(path: str | os.PathLike[str], elements: Sequence[str], key: str) -> list[Atoms]:
+def read_user_structures(
+    path: str | os.PathLike[str], elements: Sequence[str] | None, key: str
+) -> list[Atoms]:
     """Every frame of a user structure file, checked; periodic in all three directions.
+
+    ``elements`` None accepts any species (a file that only gives a lattice's sites).
 
     Raises:
         ConfigError: under ``key``, naming the file and what is wrong with it.
@@ -47,12 +51,12 @@ def read_user_structures(path: str | os.PathLike[str], elements: Sequence[str], 
     return frames
 
 
-def _check_frame(atoms: Atoms, elements: Sequence[str], key: str, where: str) -> None:
+def _check_frame(atoms: Atoms, elements: Sequence[str] | None, key: str, where: str) -> None:
     if len(atoms) == 0:
         raise ConfigError(key, f"{where} has no atoms")
     if atoms.cell.rank < 3 or abs(atoms.cell.volume) < 1e-6:
         raise ConfigError(key, f"{where} has no periodic cell (a 3D cell is needed)")
-    foreign = sorted(set(atoms.get_chemical_symbols()) - set(elements))
+    foreign = sorted(set(atoms.get_chemical_symbols()) - set(elements or atoms.get_chemical_symbols()))
     if foreign:
         raise ConfigError(key, f"{where} holds {', '.join(foreign)}, not listed in 'elements'")
     periodic = atoms.copy()
