@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
+from ase import Atoms
 from ase.data import atomic_numbers, reference_states
 
 from mlip_autopipe.errors import ConfigError
@@ -92,10 +93,10 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             "structures.compositions", "no structures: give a composition, a composition_step or user_files"
         )
+    if structures.get("lattice_file"):
+        parent_lattice(structures)  # an unusable file is named as such, even with no composition
     for composition in all_compositions(structures, elements):
         _check_supercell_fits(composition, structures)
-    if structures.get("lattice_file"):
-        parent_lattice(structures)  # refuses an unusable file before the supercell check reads it
     if structures.get("lattice_constant") is None and not structures.get("lattice_file"):
         for element in _elements_in(all_compositions(structures, elements)):
             if vegard_reference_constant(element, structures["lattice"]) is None:
@@ -141,7 +142,7 @@ def _check_composition(key: str, composition: Mapping[str, float], elements: lis
         raise ConfigError(key, f"fractions sum to {total:.8g}, not 1")
 
 
-def parent_lattice(structures: Mapping[str, Any]) -> Any:
+def parent_lattice(structures: Mapping[str, Any]) -> Atoms:
     """The first structure of ``structures.lattice_file``, checked (its species are ignored)."""
     from mlip_autopipe.user_structures import read_user_structures
 
