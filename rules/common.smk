@@ -64,3 +64,16 @@ def get_final_inputs(wildcards):
         "decisions": [f"{gen_dir(g)}/decision.json" for g in range(final + 1)],
         "ledgers": [f"{gen_dir(g)}/ledger.json" for g in range(final + 1)],
     }
+
+
+def get_report_inputs(wildcards):
+    """Per-generation outputs of every generation up to the final one."""
+    generations = range(get_final_generation() + 1)
+    return {
+        "metrics": [f"{gen_dir(g)}/fit/metrics.json" for g in generations],
+        "labelled": [f"{gen_dir(g)}/labelled.extxyz" for g in generations],
+        "ledgers": [f"{gen_dir(g)}/ledger.json" for g in generations],
+        "frames": [f"{gen_dir(g)}/explore/frames.extxyz" for g in generations],
+        "runs": [f"{gen_dir(g)}/explore/runs.json" for g in generations],
+        "potential": "results/final/potential.yaml",
+    }

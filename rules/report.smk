@@ -1,19 +1,6 @@
 # Figures for `snakemake --report`: learning curves, data, extrapolation, oracle calls, parity.
 
 
-def get_report_inputs(wildcards):
-    """Per-generation outputs of every generation up to the final one."""
-    generations = range(get_final_generation() + 1)
-    return {
-        "metrics": [f"{gen_dir(g)}/fit/metrics.json" for g in generations],
-        "labelled": [f"{gen_dir(g)}/labelled.extxyz" for g in generations],
-        "ledgers": [f"{gen_dir(g)}/ledger.json" for g in generations],
-        "frames": [f"{gen_dir(g)}/explore/frames.extxyz" for g in generations],
-        "runs": [f"{gen_dir(g)}/explore/runs.json" for g in generations],
-        "potential": "results/final/potential.yaml",
-    }
-
-
 rule report_plots:
     input:
         unpack(get_report_inputs),

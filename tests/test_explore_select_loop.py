@@ -99,7 +99,7 @@ def test_exploration_is_reproducible_and_tags_frames(potential: dict[str, Any]) 
 
 def test_starts_are_alloy_cells(potential: dict[str, Any]) -> None:
     starts = choose_starts(potential["pool"], 3, seed=0)
-    assert len(starts) == 3 and all(s.info["origin"] == "alloy" for s in starts)
+    assert len(starts) == 3 and all(s.info["origin"] == "sqs" for s in starts)
 
 
 def frame(run: str, gamma: float, shift: float) -> Atoms:

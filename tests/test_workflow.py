@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mlip_autopipe.data import has_labels, read_structures
+from mlip_autopipe.structures import POOL_ORIGINS
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
@@ -75,7 +76,7 @@ def test_every_candidate_is_labelled_or_ledgered(finished_run: Path) -> None:
         generation = int(generation_dir.name.split("_")[1])
         for atoms in labelled:
             assert has_labels(atoms) and atoms.info["generation"] == generation
-            assert atoms.info["origin"] in {"alloy", "strain", "rattle", "md"}
+            assert atoms.info["origin"] in {*POOL_ORIGINS, "md"}
         metrics = json.loads((generation_dir / "fit/metrics.json").read_text())
         assert metrics["train"]["n_structures"] + metrics["test"]["n_structures"] >= len(labelled)
 
@@ -195,3 +196,31 @@ def test_status_of_an_empty_directory(tmp_path: Path) -> None:
     from mlip_autopipe.status import render
 
     assert "no generation started yet" in render(tmp_path)
+
+
+def test_user_structure_files_join_the_pool_from_the_run_directory(tmp_path: Path) -> None:
+    from ase.build import bulk
+    from ase.io import write
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    config["structures"]["user_files"] = ["mine.extxyz"]  # relative: taken from the run directory
+    configfile = tmp_path / "user.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+
+    write(run_dir / "mine.extxyz", bulk("Fe", "bcc", a=2.87, cubic=True))
+    refused = snakemake(run_dir, "--until", "structures", configfile=configfile)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("ConfigError")]
+    assert len(errors) == 1 and "'structures.user_files[0]'" in errors[0] and "holds Fe" in errors[0]
+    assert not (run_dir / "results").exists()
+
+    write(run_dir / "mine.extxyz", bulk("Ni", "fcc", a=3.52, cubic=True).repeat((2, 1, 1)))
+    result = snakemake(run_dir, "--until", "structures", configfile=configfile)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pool = read_structures(run_dir / "results/structures/pool.extxyz")
+    users = [atoms for atoms in pool if atoms.info["origin"] == "user"]
+    assert len(users) == 1 and users[0].info["source_file"] == "mine.extxyz" and len(users[0]) == 8
+    initial = read_structures(run_dir / "results/structures/initial.extxyz")
+    assert len(initial) == config["structures"]["initial_pick"]
+    assert {atoms.info["uid"] for atoms in initial} <= {atoms.info["uid"] for atoms in pool}
