@@ -51,8 +51,18 @@ def split_train_test(images: Sequence[Atoms], test_fraction: float) -> tuple[lis
     return train, test
 
 
+def has_energy_weight(atoms: Atoms) -> bool:
+    """False for structures whose total energy is not used (embedded cells: energy_weight 0)."""
+    return float(atoms.info.get("energy_weight", 1.0)) > 0
+
+
 def reference_energies(images: Sequence[Atoms], elements: Sequence[str]) -> dict[str, float]:
-    """Per-element energies from a least-squares fit of total energies to element counts."""
+    """Per-element energies from a least-squares fit of total energies to element counts.
+
+    Structures with ``energy_weight`` 0 (embedded cells, whose energy includes an artificial
+    boundary) are left out unless no other structure is available.
+    """
+    images = [atoms for atoms in images if has_energy_weight(atoms)] or list(images)
     counts = np.array([[atoms.get_chemical_symbols().count(el) for el in elements] for atoms in images])
     energies = np.array([atoms.get_potential_energy() for atoms in images])
     solution, *_ = np.linalg.lstsq(counts.astype(float), energies, rcond=None)
@@ -197,13 +207,16 @@ def evaluate(
         work = atoms.copy()
         work.calc = calculator
         predicted = work.get_potential_energy()
-        energy_errors.append((predicted - corrected_energy(atoms, references)) / len(atoms))
+        if has_energy_weight(atoms):
+            energy_errors.append((predicted - corrected_energy(atoms, references)) / len(atoms))
         weights = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), float) > 0
         force_errors.append((work.get_forces() - atoms.get_forces())[weights].ravel())
     forces = np.concatenate(force_errors) if force_errors else np.zeros(0)
     return {
         "n_structures": len(images),
         "n_atoms": int(sum(len(atoms) for atoms in images)),
-        "energy_rmse_mev_per_atom": float(1000 * np.sqrt(np.mean(np.square(energy_errors)))),
+        "energy_rmse_mev_per_atom": (
+            float(1000 * np.sqrt(np.mean(np.square(energy_errors)))) if energy_errors else None
+        ),
         "force_rmse_ev_per_a": float(np.sqrt(np.mean(np.square(forces)))) if forces.size else None,
     }
