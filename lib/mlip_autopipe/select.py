@@ -50,7 +50,7 @@ def select_by_gamma(frames: Sequence[Atoms], cap: int, gamma_hi: float) -> list[
 #: Default MaxVol tolerance, pace_select's own default (``--gamma_tolerance 1.01``).
 MAXVOL_TOLERANCE = 1.01
 #: Default relative distance of two environments' B-projections below which they are duplicates.
-DUPLICATE_TOLERANCE = 1e-3
+DUPLICATE_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
