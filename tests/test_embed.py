@@ -225,3 +225,53 @@ def test_weights_survive_labelling_the_label_cache_and_gathering(
         assert gathered.info["energy_weight"] == 0.0
         weights = row_weights([gathered], energy_weight=30.0)
         assert weights[0] == 0.0 and weights[1:].sum() == 3 * candidate.arrays["force_weight"].sum()
+
+
+def gammas(potential_yaml: Path, asi: Path, images: list[Atoms]) -> list[np.ndarray]:
+    calculator = load_calculator(potential_yaml, asi)
+    found = []
+    for atoms in images:
+        work = atoms.copy()
+        work.calc = calculator
+        work.get_potential_energy()
+        found.append(np.array(calculator.results["gamma"]))
+    return found
+
+
+def test_buffer_atoms_stay_out_of_the_active_set(
+    large_frames: list[Atoms], small_potential: dict[str, Any], tmp_path: Path
+) -> None:
+    from mlip_autopipe import fit
+    from mlip_autopipe.labelling import label_candidate
+    from mlip_autopipe.oracles import EMTOracle
+
+    frame = large_frames[1]
+    (candidate,), _ = embed_selection([_with_core(frame, core_atoms(frame)[0])], SETTINGS, generation=1)
+    pool = [label_candidate(atoms, EMTOracle()) for atoms in small_potential["pool"]]
+    data = [*pool, label_candidate(candidate, EMTOracle())]
+    settings = {
+        "cutoff": 5.0,
+        "functions_per_element": 30,
+        "nradmax_by_orders": [10, 3, 2],
+        "lmax_by_orders": [0, 2, 1],
+        "ridge_alpha": 1e-6,
+        "energy_weight": 30.0,
+    }
+    references = fit.reference_energies(data, ["Cu", "Ni"])
+    fit.save_potential(
+        fit.fit_linear(data, ["Cu", "Ni"], settings, references), tmp_path / "p.yaml", tmp_path / "p.yace"
+    )
+    # without weight-0 atoms: the pace_activeset tool itself; the Python path is the same algorithm
+    fit.to_dataframe(pool, references).to_pickle(tmp_path / "pool.pckl.gzip", compression="gzip")
+    tool = fit.compute_active_set(tmp_path / "p.yaml", tmp_path / "pool.pckl.gzip", tmp_path / "log")
+    tool_gamma = gammas(tmp_path / "p.yaml", tool, [candidate, *pool])
+    api = fit.active_set_of_weighted_atoms(tmp_path / "p.yaml", tmp_path / "pool.pckl.gzip")
+    for mine, theirs in zip(gammas(tmp_path / "p.yaml", api, [candidate, *pool]), tool_gamma, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6)
+    # with the embedded cell: its core is known afterwards, its cut buffer atoms are not
+    fit.to_dataframe(data, references).to_pickle(tmp_path / "data.pckl.gzip", compression="gzip")
+    asi = fit.compute_active_set(tmp_path / "p.yaml", tmp_path / "data.pckl.gzip", tmp_path / "log")
+    (embedded_gamma,) = gammas(tmp_path / "p.yaml", asi, [candidate])
+    weights = candidate.arrays["force_weight"]
+    assert np.all(embedded_gamma[weights == 1] <= 1.01 + 1e-6)
+    assert embedded_gamma[weights == 0].max() > 1.01
