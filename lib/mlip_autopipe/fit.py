@@ -184,10 +184,12 @@ def compute_active_set(
     """
     yaml_path = Path(yaml_path)
     if _has_unweighted_atoms(dataset_path):
-        try:
-            return active_set_of_weighted_atoms(yaml_path, dataset_path)
-        except ValueError as error:  # too few weighted environments for a species' basis
-            with open(log_path, "a") as log:
+        with open(log_path, "a") as log:
+            try:
+                asi = active_set_of_weighted_atoms(yaml_path, dataset_path)
+                log.write("active set: MaxVol on atoms with w_forces > 0 (buffer atoms left out)\n")
+                return asi
+            except ValueError as error:  # too few weighted environments for a species' basis
                 log.write(f"active set of weighted atoms impossible ({error}); using all atoms\n")
     # --all-atoms: every training environment is known data. pace_activeset's default drops
     # atoms with large force errors, which then show gamma > 1 on the very training set.
