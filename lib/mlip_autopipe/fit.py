@@ -203,9 +203,14 @@ def compute_active_set(
 
 
 def _has_unweighted_atoms(dataset_path: str | os.PathLike[str]) -> bool:
+    import pickle
+
     import pandas as pd
 
-    frame = pd.read_pickle(dataset_path, compression="gzip")
+    try:
+        frame = pd.read_pickle(dataset_path, compression="gzip")
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+        return False  # unreadable: pace_activeset reports it
     if "w_forces" not in frame.columns:
         return False
     return any(np.any(np.asarray(weights) <= 0) for weights in frame["w_forces"])
