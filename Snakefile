@@ -1,6 +1,6 @@
 """MLIP-AutoPipe: closed-loop active learning of an ACE potential.
 
-structures -> label (one job per structure) -> fit -> explore -> select -> decide,
+structures -> label (one job per structure) -> fit -> explore -> select -> embed -> decide,
 one generation at a time, until a decision says stop. See README.md.
 """
 
@@ -55,6 +55,7 @@ include: "rules/label.smk"
 include: "rules/fit.smk"
 include: "rules/explore.smk"
 include: "rules/select.smk"
+include: "rules/embed.smk"
 include: "rules/loop.smk"
 include: "rules/report.smk"
 

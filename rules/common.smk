@@ -24,11 +24,11 @@ def gen_dir(generation):
 
 
 def get_candidate_source(wildcards):
-    """Generation 0 starts from the initial pick; generation g from g-1's selection."""
+    """Generation 0 starts from the initial pick; generation g from g-1's embedded selection."""
     generation = int(wildcards.gen)
     if generation == 0:
         return "results/structures/initial.extxyz"
-    return f"{gen_dir(generation - 1)}/selected.extxyz"
+    return f"{gen_dir(generation - 1)}/embedded.extxyz"
 
 
 def get_label_files(wildcards):

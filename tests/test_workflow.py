@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -85,6 +86,8 @@ def test_later_generations_label_extrapolative_md_frames(finished_run: Path) -> 
     labelled = read_structures(finished_run / "results/gen_001/labelled.extxyz")
     assert labelled and all(a.info["origin"] == "md" for a in labelled)
     assert all(a.info["max_gamma"] > 0 for a in labelled)
+    # 32-atom MD cells are under embed.max_atoms: labelled whole, every force weight 1
+    assert all(np.all(a.arrays["force_weight"] == 1.0) and "core_atom" in a.info for a in labelled)
 
 
 def test_rerun_with_nothing_changed_does_nothing(finished_run: Path) -> None:
@@ -135,13 +138,14 @@ def test_lint_is_clean(tmp_path: Path) -> None:
         ({"structures": {"compositions": [{"Cu": 0.6, "Ni": 0.6}]}}, "structures.compositions[0]"),
         ({"explore": {"gamma_lo": 6.0, "gamma_hi": 5.0}}, "explore.gamma_lo"),
         ({"loop": {"max_generations": "three"}}, "loop.max_generations"),
+        ({"embed": {"max_atoms": 40}}, "embed.max_atoms"),
     ],
 )
 def test_invalid_config_stops_before_any_job(tmp_path: Path, override: dict, key: str) -> None:
     config = yaml.safe_load(EMT_PRESET.read_text())
     for section, value in override.items():
         if isinstance(value, dict):
-            config[section].update(value)
+            config.setdefault(section, {}).update(value)
         else:
             config[section] = value
     bad = tmp_path / "bad.yaml"

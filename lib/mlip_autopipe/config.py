@@ -131,6 +131,55 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             "fit.lmax_by_orders", "must have one entry per body order, like fit.nradmax_by_orders"
         )
+    _check_embedding(config)
+
+
+#: Nearest-neighbour distance over the cubic lattice constant, per parent lattice.
+NEAREST_NEIGHBOUR_FACTOR = {"fcc": 2**-0.5, "bcc": 3**0.5 / 2, "sc": 1.0, "diamond": 3**0.5 / 4}
+
+#: embed.min_distance must stay below this fraction of the nearest-neighbour distance.
+MIN_DISTANCE_FRACTION = 0.8
+
+
+def densest_lattice_constant(structures: Mapping[str, Any]) -> tuple[float, int]:
+    """The smallest cubic lattice constant over the compositions, and that composition's index."""
+    constants = []
+    for composition in structures["compositions"]:
+        a = structures.get("lattice_constant")
+        if a is None:
+            a = sum(
+                fraction * (vegard_reference_constant(element, structures["lattice"]) or 0.0)
+                for element, fraction in composition.items()
+            )
+        constants.append(float(a))
+    index = int(min(range(len(constants)), key=constants.__getitem__))
+    return constants[index], index
+
+
+def _check_embedding(config: Mapping[str, Any]) -> None:
+    """The embedded cell must fit under embed.max_atoms at the material's density."""
+    from mlip_autopipe.embed import minimum_embedding_atoms
+
+    structures, embed = config["structures"], config["embed"]
+    lattice = structures["lattice"]
+    a, index = densest_lattice_constant(structures)
+    neighbour = NEAREST_NEIGHBOUR_FACTOR[lattice] * a
+    if embed["min_distance"] >= MIN_DISTANCE_FRACTION * neighbour:
+        raise ConfigError(
+            "embed.min_distance",
+            f"{embed['min_distance']} A would thin out bulk atoms; keep it below "
+            f"{MIN_DISTANCE_FRACTION} x the nearest-neighbour distance {neighbour:.2f} A "
+            f"(composition {index}), i.e. below {MIN_DISTANCE_FRACTION * neighbour:.2f} A",
+        )
+    density = ATOMS_PER_CONVENTIONAL_CELL[lattice] / a**3
+    radius = config["fit"]["cutoff"] + embed["buffer"]
+    minimum = minimum_embedding_atoms(radius, density)
+    if embed["max_atoms"] < minimum:
+        raise ConfigError(
+            "embed.max_atoms",
+            f"{embed['max_atoms']} atoms cannot hold the sphere of radius fit.cutoff + embed.buffer "
+            f"= {radius:g} A at {density:.4f} atoms/A^3 (composition {index}); the minimum is {minimum}",
+        )
 
 
 def _check_composition(key: str, composition: Mapping[str, float], elements: list[str]) -> None:

@@ -37,6 +37,12 @@ def _from_cache(candidate: Atoms, path: Path) -> Atoms | None:
     if structure_uid(labelled) != candidate.info["uid"]:
         return None
     labelled.info = dict(candidate.info)
+    # per-atom metadata (force_weight, gamma, ...) is the candidate's, not the cached copy's
+    for name in set(labelled.arrays) - {"numbers", "positions"}:
+        del labelled.arrays[name]
+    for name, values in candidate.arrays.items():
+        if name not in ("numbers", "positions"):
+            labelled.arrays[name] = values.copy()
     return labelled
 
 
