@@ -35,20 +35,23 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip check
 	touch $@
 
+# Resumable: a lock left by a killed run is removed first (only when no Snakemake works
+# there), and the local profile reruns incomplete jobs.
 run: setup
-	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory $(RUN_DIR) \
-		--profile $(abspath profiles/local) --cores $(CORES) --configfile $(abspath $(CONFIG))
+	$(BIN)/python -m mlip_autopipe.resume "$(RUN_DIR)"
+	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory "$(RUN_DIR)" \
+		--profile $(abspath profiles/local) --cores $(CORES) --configfile "$(CONFIG)"
 
 dry-run: setup
-	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory $(RUN_DIR) \
-		--cores $(CORES) --configfile $(abspath $(CONFIG)) -n
+	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory "$(RUN_DIR)" \
+		--cores $(CORES) --configfile "$(CONFIG)" -n
 
 status: setup
-	$(BIN)/mlip-autopipe-status $(RUN_DIR)
+	$(BIN)/mlip-autopipe-status "$(RUN_DIR)"
 
 report: setup
-	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory $(RUN_DIR) \
-		--configfile $(abspath $(CONFIG)) --report $(abspath $(RUN_DIR))/report.html
+	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory "$(RUN_DIR)" \
+		--configfile "$(CONFIG)" --report "$(RUN_DIR)/report.html"
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

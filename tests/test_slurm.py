@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import slurm_cluster
@@ -50,6 +51,15 @@ def run(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=1500)
 
 
+def comparable(info: dict) -> dict:
+    """Info without the cache flag, arrays as lists (so == compares values)."""
+    return {
+        k: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
+        for k, v in info.items()
+        if k != "from_cache"
+    }
+
+
 def assert_same_labels(mine: Path, theirs: Path) -> None:
     """Same structures, labels and ledger; only whether a label came from the cache may differ."""
     ours, others = read_structures(mine / "labelled.extxyz"), read_structures(theirs / "labelled.extxyz")
@@ -57,9 +67,7 @@ def assert_same_labels(mine: Path, theirs: Path) -> None:
     for a, b in zip(ours, others, strict=True):
         assert a.get_potential_energy() == b.get_potential_energy()
         assert (a.get_forces() == b.get_forces()).all() and (a.positions == b.positions).all()
-        assert {k: v for k, v in a.info.items() if k != "from_cache"} == {
-            k: v for k, v in b.info.items() if k != "from_cache"
-        }
+        assert comparable(a.info) == comparable(b.info)
     strip = lambda path: [  # noqa: E731
         {k: v for k, v in entry.items() if k != "from_cache"}
         for entry in json.loads((path / "ledger.json").read_text())

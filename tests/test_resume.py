@@ -1,0 +1,136 @@
+"""Hard kills: SIGKILL the whole workflow mid-stage, run the same command again, get the same result."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from ase.io import read
+
+from mlip_autopipe.data import read_structures
+from mlip_autopipe.resume import clear_stale_lock, stale_lock
+
+REPO = Path(__file__).resolve().parent.parent
+EMT_PRESET = REPO / "config" / "emt.yaml"
+
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
+
+def make_run(run_dir: Path) -> subprocess.Popen[bytes]:
+    """The README's run command, in its own process group so the whole tree can be killed."""
+    command = ["make", "-C", str(REPO), "run", f"RUN_DIR={run_dir}", f"CONFIG={EMT_PRESET}"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_workflow(process: subprocess.Popen[bytes], run_dir: Path) -> None:
+    """SIGKILL the run's process group and every process working inside the run directory.
+
+    Snakemake starts some job processes in sessions of their own; a node failure or
+    `scancel` takes them down too, so the test does as well.
+    """
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    target = run_dir.resolve()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = (entry / "cwd").resolve()
+        except OSError:
+            continue
+        if cwd == target or target in cwd.parents:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+    time.sleep(0.5)
+
+
+def finish(run_dir: Path) -> str:
+    process = make_run(run_dir)
+    output, _ = process.communicate(timeout=900)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text[-4000:]
+    return text
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    finish(run_dir)
+    return run_dir
+
+
+def snapshot(run_dir: Path) -> dict[str, object]:
+    """What must not depend on a kill: decisions and the labelled data of every generation."""
+    result: dict[str, object] = {}
+    for generation in sorted((run_dir / "results").glob("gen_*")):
+        decision = json.loads((generation / "decision.json").read_text())
+        labelled = read_structures(generation / "labelled.extxyz")
+        result[generation.name] = (
+            decision["reason"],
+            decision["counts"],
+            [(a.info["uid"], round(a.get_potential_energy(), 10)) for a in labelled],
+        )
+    return result
+
+
+@pytest.mark.parametrize(
+    ("stage", "trigger"),
+    [
+        ("labelling", "logs/gen_000/label"),
+        ("fitting", "logs/gen_000/fit.log"),
+        ("exploration", "logs/gen_000/explore.log"),
+    ],
+)
+def test_sigkill_then_same_command_resumes(reference: Path, tmp_path: Path, stage: str, trigger: str) -> None:
+    run_dir = tmp_path / f"killed during {stage}"
+    run_dir.mkdir()
+    process = make_run(run_dir)
+    deadline = time.time() + 300
+    while not (run_dir / trigger).exists():
+        assert process.poll() is None, f"run ended before {stage} started"
+        assert time.time() < deadline, f"{stage} never started"
+        time.sleep(0.05)
+    kill_workflow(process, run_dir)
+    assert stale_lock(run_dir)
+
+    incomplete = run_dir / ".snakemake" / "incomplete"
+    half_done = {path.name for path in incomplete.iterdir()} if incomplete.is_dir() else set()
+    finished_labels = {
+        path: path.stat().st_mtime_ns for path in (run_dir / "results").glob("gen_*/label/*.extxyz")
+    }
+    output = finish(run_dir)
+    assert "removed the stale Snakemake lock" in output
+
+    assert snapshot(run_dir) == snapshot(reference)
+    # labels written completely before the kill were reused, not recomputed
+    import base64
+
+    for path, mtime in finished_labels.items():
+        encoded = base64.b64encode(str(path.relative_to(run_dir)).encode()).decode()
+        if encoded not in half_done:
+            assert path.stat().st_mtime_ns == mtime, path
+    for path in (run_dir / "results").rglob("*.extxyz"):
+        if path.stat().st_size:
+            read(path, index=":")  # no partial file anywhere
+    assert not list((run_dir / "results").rglob("*.tmp"))
+
+
+def test_a_live_run_is_never_unlocked(tmp_path: Path) -> None:
+    process = make_run(tmp_path)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / ".snakemake" / "locks").is_dir() or not any(
+            (tmp_path / ".snakemake" / "locks").iterdir()
+        ):
+            assert time.time() < deadline
+            time.sleep(0.05)
+        assert not stale_lock(tmp_path)
+        assert not clear_stale_lock(tmp_path)
+    finally:
+        kill_workflow(process, tmp_path)
