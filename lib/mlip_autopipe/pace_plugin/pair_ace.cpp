@@ -96,7 +96,7 @@ void PairACE::load_potential(const std::string &potential, const std::string &ac
     }
     fast_evaluator = std::make_unique<ACERecursiveEvaluator>();
     fast_evaluator->set_recursive(recursive);
-    fast_evaluator->set_basis(*ctilde_basis);
+    fast_evaluator->set_basis(*ctilde_basis, 1);  // heuristic 1: artificial 2-correlations in the DAG
     if (extrapolation) {
       gamma_evaluator = std::make_unique<ACEBEvaluator>();
       gamma_evaluator->set_basis(*b_basis);
