@@ -388,3 +388,24 @@ def test_start_cell_with_an_unknown_element_is_an_exploration_error(tmp_path: Pa
             tmp_path / "x",
             ELEMENTS,
         )
+
+
+@pytest.mark.slow
+def test_triclinic_frames_come_back_with_their_cell(
+    potential: dict[str, Any], plugin_dir: Path, tmp_path: Path
+) -> None:
+    start = random_alloy(seed=7, nickel_fraction=0.5, repeat=2, shear=0.2)
+    start.info["uid"] = "start"
+    settings = dict(EXPLORE, steps=20, gamma_lo=1e-6, gamma_hi=1e9, temperatures=[300])
+    ((_, plan),) = plan_runs([start], ELEMENTS, settings, seed=3, generation=0)
+    frames, summary = run_lammps(
+        start, plan, potential["yaml"], potential["asi"], tmp_path, settings, generation=0
+    )
+    assert summary.status == "completed" and [frame.info["md_step"] for frame in frames] == [10, 20]
+    calculator = load_calculator(potential["yaml"], potential["asi"])
+    for frame in frames:
+        assert abs(frame.cell.cellpar()[4] - start.cell.cellpar()[4]) < 2.0  # still sheared (beta)
+        atoms = frame.copy()
+        atoms.calc = calculator
+        atoms.get_potential_energy()
+        np.testing.assert_allclose(frame.arrays["gamma"], calculator.results["gamma"], rtol=1e-6, atol=1e-6)

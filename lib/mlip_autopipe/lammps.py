@@ -220,8 +220,8 @@ def read_thermo(path: Path) -> list[dict[str, float]]:
             continue
         try:
             rows.append(dict(zip(header, (float(w) for w in words), strict=True)))
-        except ValueError:
-            header = None
+        except ValueError:  # a message line that happens to have as many words as the header
+            continue
     return rows
 
 
