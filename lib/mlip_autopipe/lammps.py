@@ -273,8 +273,10 @@ def lammps_has_ml_pace(command: Sequence[str]) -> bool:
 def lammps_environment(command: Sequence[str]) -> dict[str, str]:
     """Environment of a LAMMPS run: this project's plugin on LAMMPS_PLUGIN_PATH when built.
 
+    A LAMMPS_PLUGIN_PATH already set by the user is kept (searched after this checkout's plugin).
+
     Raises:
-        ExplorationError: no plugin is built and the LAMMPS binary lacks ML-PACE.
+        ExplorationError: no plugin is built or on LAMMPS_PLUGIN_PATH and the binary lacks ML-PACE.
     """
     environment = dict(os.environ, OMP_NUM_THREADS="1")
     plugin_dir = built_plugin_dir()
@@ -283,7 +285,7 @@ def lammps_environment(command: Sequence[str]) -> dict[str, str]:
         if environment.get("LAMMPS_PLUGIN_PATH"):
             search_path.append(environment["LAMMPS_PLUGIN_PATH"])
         environment["LAMMPS_PLUGIN_PATH"] = os.pathsep.join(search_path)
-    elif not lammps_has_ml_pace(command):
+    elif not environment.get("LAMMPS_PLUGIN_PATH") and not lammps_has_ml_pace(command):
         raise ExplorationError(
             f"{command[-1]} has no pace/extrapolation pair style: run `make plugin` to build this "
             "project's plugin, or set explore.lammps_command to a LAMMPS built with ML-PACE"
