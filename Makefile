@@ -31,17 +31,19 @@ PLUGIN_BUILD := build/pace_plugin
 PLUGIN := $(PLUGIN_BUILD)/autopipe_paceplugin.so
 ACE_SDIST := build/python-ace-sdist
 PYTHON_ACE_PIN := $(shell grep -E '^python-ace==' requirements.txt | cut -d' ' -f1)
+# re-downloaded only when the python-ace pin changes
+ACE_SDIST_STAMP := $(ACE_SDIST)/.unpacked-$(subst ==,-,$(PYTHON_ACE_PIN))
 
 plugin: $(PLUGIN)
 
-$(ACE_SDIST)/.unpacked: requirements.txt | $(STAMP)
+$(ACE_SDIST_STAMP): | $(STAMP)
 	rm -rf $(ACE_SDIST) && mkdir -p $(ACE_SDIST)
 	$(BIN)/python -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
 		'$(PYTHON_ACE_PIN)' -d $(ACE_SDIST)
 	tar -xzf $(ACE_SDIST)/*.tar.gz -C $(ACE_SDIST)
 	touch $@
 
-$(PLUGIN): $(ACE_SDIST)/.unpacked $(wildcard $(PLUGIN_SRC)/*.cpp $(PLUGIN_SRC)/*.h) \
+$(PLUGIN): $(ACE_SDIST_STAMP) $(wildcard $(PLUGIN_SRC)/*.cpp $(PLUGIN_SRC)/*.h) \
 		$(PLUGIN_SRC)/CMakeLists.txt $(STAMP)
 	cmake -S $(PLUGIN_SRC) -B $(PLUGIN_BUILD) -DCMAKE_BUILD_TYPE=Release \
 		-DACE_SOURCE_DIR=$(abspath $(wildcard $(ACE_SDIST)/python_ace-*/lib/ace)) \
