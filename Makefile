@@ -11,9 +11,21 @@ PYTEST_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup plugin run dry-run test lint clean-results
+# Debian packages the tests and local runs use (Slurm for the scale-out test).
+APT_PACKAGES := slurm-wlm munge
 
-setup: $(STAMP) plugin
+.PHONY: setup system plugin run dry-run status report test lint clean-results
+
+setup: system $(STAMP) plugin
+
+# Installs only what is missing; without root it says what to install instead.
+system:
+	@missing=""; for package in $(APT_PACKAGES); do \
+		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; fi
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +71,13 @@ run: setup
 dry-run: setup
 	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory $(RUN_DIR) \
 		--cores $(CORES) --configfile $(abspath $(CONFIG)) -n
+
+status: setup
+	$(BIN)/mlip-autopipe-status $(RUN_DIR)
+
+report: setup
+	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory $(RUN_DIR) \
+		--configfile $(abspath $(CONFIG)) --report $(abspath $(RUN_DIR))/report.html
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -4,7 +4,7 @@ One ACE potential (linear fit on EMT Cu-Ni, the schema's default basis size) dri
 engines on random Cu-Ni fcc cells of 108, 500 and 4000 atoms. Reported: atom-steps per
 second and microseconds per atom per step of the MD loop (set-up excluded), serial, one thread.
 
-    .venv/bin/python benchmarks/md_speed.py [--quick] [--json results.json]
+    .venv/bin/python benchmarks/md_speed.py [--quick] [--json benchmarks/results/md_speed.json]
 
 Needs the plugin (`make plugin`). Columns:
   ASE engine     Langevin + PyACECalculator with the active set (gamma every step), as `ase` runs
@@ -32,6 +32,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.build import bulk
 from ase.io import write
+
 from mlip_autopipe import fit
 from mlip_autopipe.explore import load_calculator
 from mlip_autopipe.labelling import label_candidate
@@ -207,7 +208,12 @@ def main() -> None:
         default=[120, 60],
         help="ACE functions per element (one table each)",
     )
-    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path(__file__).parent / "results" / "md_speed.json",
+        help="numbers go here",
+    )
     arguments = parser.parse_args()
     scale = 0.25 if arguments.quick else 1.0
     results: dict[int, list[dict[str, Any]]] = {}
@@ -218,8 +224,8 @@ def main() -> None:
     for functions, rows in results.items():
         print()
         print(table(functions, rows))
-    if arguments.json:
-        arguments.json.write_text(json.dumps(results, indent=2) + "\n")
+    arguments.json.parent.mkdir(parents=True, exist_ok=True)
+    arguments.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,12 +23,19 @@ def gen_dir(generation):
     return f"results/gen_{int(generation):03d}"
 
 
+def get_explore_env():
+    """The explore rule's conda env: LAMMPS (conda-forge, with ML-PACE) or pyace for `ase`."""
+    if config["explore"]["engine"] == "lammps":
+        return "../envs/lammps.yaml"
+    return "../envs/pacemaker.yaml"
+
+
 def get_candidate_source(wildcards):
-    """Generation 0 starts from the initial pick; generation g from g-1's selection."""
+    """Generation 0 starts from the initial pick; generation g from g-1's embedded selection."""
     generation = int(wildcards.gen)
     if generation == 0:
         return "results/structures/initial.extxyz"
-    return f"{gen_dir(generation - 1)}/selected.extxyz"
+    return f"{gen_dir(generation - 1)}/embedded.extxyz"
 
 
 def get_label_files(wildcards):
@@ -63,4 +70,17 @@ def get_final_inputs(wildcards):
         "metrics": f"{gen_dir(final)}/fit/metrics.json",
         "decisions": [f"{gen_dir(g)}/decision.json" for g in range(final + 1)],
         "ledgers": [f"{gen_dir(g)}/ledger.json" for g in range(final + 1)],
+    }
+
+
+def get_report_inputs(wildcards):
+    """Per-generation outputs of every generation up to the final one."""
+    generations = range(get_final_generation() + 1)
+    return {
+        "metrics": [f"{gen_dir(g)}/fit/metrics.json" for g in generations],
+        "labelled": [f"{gen_dir(g)}/labelled.extxyz" for g in generations],
+        "ledgers": [f"{gen_dir(g)}/ledger.json" for g in generations],
+        "frames": [f"{gen_dir(g)}/explore/frames.extxyz" for g in generations],
+        "runs": [f"{gen_dir(g)}/explore/runs.json" for g in generations],
+        "potential": "results/final/potential.yaml",
     }

@@ -20,6 +20,6 @@ rule explore:
         "logs/gen_{gen}/explore.log",
     threads: 1
     conda:
-        "../envs/pacemaker.yaml"
+        get_explore_env()
     script:
         "../scripts/explore.py"

@@ -17,6 +17,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.io import write
+
 from mlip_autopipe import fit
 from mlip_autopipe.errors import ExplorationError
 from mlip_autopipe.explore import load_calculator, run_exploration

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from mlip_autopipe.data import read_structures
 
 REPO = Path(__file__).resolve().parent.parent

@@ -37,6 +37,12 @@ def _from_cache(candidate: Atoms, path: Path) -> Atoms | None:
     if structure_uid(labelled) != candidate.info["uid"]:
         return None
     labelled.info = dict(candidate.info)
+    # per-atom metadata (force_weight, gamma, ...) is the candidate's, not the cached copy's
+    for name in set(labelled.arrays) - {"numbers", "positions"}:
+        del labelled.arrays[name]
+    for name, values in candidate.arrays.items():
+        if name not in ("numbers", "positions"):
+            labelled.arrays[name] = values.copy()
     return labelled
 
 
@@ -55,7 +61,13 @@ def label_candidate(
     if cached_file is not None and cached_file.exists():
         cached = _from_cache(candidate, cached_file)
         if cached is not None:
-            cached.info.update(label_status=STATUS_OK, label_reason="", from_cache=True)
+            cached.info.update(
+                label_status=STATUS_OK,
+                label_reason="",
+                oracle=oracle.name,
+                oracle_settings=settings,
+                from_cache=True,
+            )
             return cached
     try:
         labelled = oracle.label(candidate)
