@@ -361,7 +361,7 @@ def test_failed_run_keeps_its_frames_and_the_generation_goes_on(
     crushed = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
     crushed.set_chemical_symbols(["Cu", "Ni"] * 16)
     crushed.positions[1] = crushed.positions[0] + [0.5, 0.3, 0.0]  # two atoms 0.6 A apart
-    crushed.info["origin"] = "alloy"
+    crushed.info["origin"] = "sqs"  # an MD start, like the pool's SQS cells
     settings = dict(EXPLORE, check_interval=1, gamma_lo=1e-4, gamma_hi=1e9, temperatures=[600])
     frames, runs = run_exploration(
         [crushed, potential["pool"][0]],
