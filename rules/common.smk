@@ -23,6 +23,13 @@ def gen_dir(generation):
     return f"results/gen_{int(generation):03d}"
 
 
+def get_explore_env():
+    """The explore rule's conda env: LAMMPS (conda-forge, with ML-PACE) or pyace for `ase`."""
+    if config["explore"]["engine"] == "lammps":
+        return "../envs/lammps.yaml"
+    return "../envs/pacemaker.yaml"
+
+
 def get_candidate_source(wildcards):
     """Generation 0 starts from the initial pick; generation g from g-1's embedded selection."""
     generation = int(wildcards.gen)

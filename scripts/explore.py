@@ -5,15 +5,17 @@ from common import start
 log = start(snakemake)
 
 from mlip_autopipe.data import read_structures, write_structures, write_text_atomic  # noqa: E402
-from mlip_autopipe.explore import explore_ase  # noqa: E402
+from mlip_autopipe.explore import run_exploration  # noqa: E402
 
-frames, runs = explore_ase(
+frames, runs = run_exploration(
     read_structures(snakemake.input.pool),
     snakemake.input.yaml,
     snakemake.input.asi,
     snakemake.params.explore,
+    elements=snakemake.params.elements,
     seed=snakemake.params.seed,
     generation=snakemake.params.generation,
+    work_dir=snakemake.params.work_dir,
 )
 for run in runs:
     log.info("run %s", run)

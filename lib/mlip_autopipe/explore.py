@@ -161,3 +161,35 @@ def explore_ase(
             frames.extend(run_frames)
             summaries.append(asdict(summary))
     return frames, summaries
+
+
+def run_exploration(
+    pool: Sequence[Atoms],
+    potential_yaml: str | os.PathLike[str],
+    active_set: str | os.PathLike[str],
+    explore: Mapping[str, Any],
+    *,
+    elements: Sequence[str],
+    seed: int,
+    generation: int,
+    work_dir: str | os.PathLike[str],
+) -> tuple[list[Atoms], list[dict[str, Any]]]:
+    """Explore with the configured engine (``explore.engine``: ``ase`` or ``lammps``).
+
+    Both return extrapolative frames and per-run :class:`RunSummary` dicts of the same shape;
+    ``work_dir`` keeps the lammps engine's decks, logs and dumps (one folder per run).
+    """
+    if explore["engine"] == "lammps":
+        from mlip_autopipe.lammps import explore_lammps
+
+        return explore_lammps(
+            pool,
+            potential_yaml,
+            active_set,
+            explore,
+            elements=elements,
+            seed=seed,
+            generation=generation,
+            work_dir=work_dir,
+        )
+    return explore_ase(pool, potential_yaml, active_set, explore, seed=seed, generation=generation)
