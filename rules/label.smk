@@ -20,11 +20,13 @@ rule label:
     output:
         "results/gen_{gen}/label/{uid}.extxyz",
     params:
-        oracle=canonical(config["oracle"]),
+        oracle=get_oracle_result_settings(),
         cache_dir="results/label_cache",
     log:
         "logs/gen_{gen}/label/{uid}.log",
-    threads: 1
+    threads: get_label_cores()
+    resources:
+        runtime=get_label_runtime_minutes(),
     conda:
         "../envs/base.yaml"
     script:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from mlip_autopipe.data import has_labels, read_structures
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,8 +23,18 @@ def snakemake(run_dir: Path, *args: str, configfile: Path = EMT_PRESET) -> subpr
     """Run the workflow's Snakefile with the test's Python environment on PATH."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(run_dir), "--cores", "2", "--configfile", str(configfile), *args,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(run_dir),
+        "--cores",
+        "2",
+        "--configfile",
+        str(configfile),
+        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 

@@ -93,6 +93,11 @@ def check_config(config: Mapping[str, Any]) -> None:
                 )
 
     oracle = config["oracle"]
+    if oracle["kind"] == "qe":
+        # Pseudopotentials found and read, cutoffs resolved, pw.x on PATH: before any job.
+        from mlip_autopipe.dft import resolve_settings
+
+        resolve_settings(oracle.get("qe") or {}, elements)
     if oracle["kind"] == "emt":
         missing = [element for element in elements if element not in EMT_ELEMENTS]
         if missing:

@@ -1,11 +1,13 @@
 """Labelling one candidate with an oracle, a label cache, and the per-generation ledger.
 
 Every candidate yields exactly one output structure whose ``info`` says how labelling went
-(``label_status`` ok|failed, ``label_reason``), so nothing is ever silently dropped.
+(``label_status`` ok|failed, ``label_reason``, ``label_failure`` category, ``label_attempts``
+oracle runs, ``label_history`` JSON list of attempts), so nothing is ever silently dropped.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -55,7 +57,9 @@ def label_candidate(
     if cached_file is not None and cached_file.exists():
         cached = _from_cache(candidate, cached_file)
         if cached is not None:
-            cached.info.update(label_status=STATUS_OK, label_reason="", from_cache=True)
+            # Never an empty reason: ASE's extxyz writer stores "" bare, garbling the next key.
+            cached.info.update(label_status=STATUS_OK, label_reason="cached", from_cache=True)
+            cached.info["label_attempts"] = 0
             return cached
     try:
         labelled = oracle.label(candidate)
@@ -64,6 +68,9 @@ def label_candidate(
         failed.info.update(
             label_status=STATUS_FAILED,
             label_reason=str(error),
+            label_failure=error.category,
+            label_attempts=max(1, len(error.history)),
+            label_history=json.dumps(error.history),
             oracle=oracle.name,
             oracle_settings=settings,
             from_cache=False,
@@ -71,7 +78,7 @@ def label_candidate(
         return failed
     labelled.info.update(
         label_status=STATUS_OK,
-        label_reason="",
+        label_reason="labelled",
         oracle=oracle.name,
         oracle_settings=settings,
         from_cache=False,
@@ -90,11 +97,21 @@ def ledger_entry(atoms: Atoms) -> dict[str, Any]:
         "parent_uid": info.get("parent_uid"),
         "status": info.get("label_status", STATUS_FAILED),
         "reason": info.get("label_reason", "no label status recorded"),
+        "failure": info.get("label_failure") if info.get("label_status") != STATUS_OK else None,
         "attempts": int(info.get("label_attempts", 1)),
+        "history": _history(info),
         "oracle": info.get("oracle"),
         "from_cache": bool(info.get("from_cache", False)),
         "n_atoms": len(atoms),
     }
+
+
+def _history(info: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        history = json.loads(str(info.get("label_history") or "[]"))
+    except json.JSONDecodeError:
+        return []
+    return history if isinstance(history, list) else []
 
 
 def gather_labels(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Atoms], list[dict[str, Any]]]:
