@@ -11,9 +11,21 @@ PYTEST_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run dry-run test lint clean-results
+.PHONY: setup setup-qe run dry-run test lint clean-results
 
-setup: $(STAMP)
+setup: $(STAMP) setup-qe
+
+# Quantum ESPRESSO (pw.x, Debian's PBE pseudos, a faster BLAS) for the qe oracle. Skipped when
+# pw.x is already on PATH (a cluster module, an earlier set-up); needs root for apt-get.
+QE_PACKAGES := quantum-espresso quantum-espresso-data libopenblas0-serial
+setup-qe:
+	@if command -v pw.x >/dev/null 2>&1; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(QE_PACKAGES); \
+	else \
+		echo "warning: pw.x not found; install Quantum ESPRESSO (Debian: $(QE_PACKAGES)) for the qe oracle" >&2; \
+	fi
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,4 +1,5 @@
-# Stage 2: one oracle job per candidate structure (scatter through a checkpoint), then gather.
+# Stage 2: one oracle job (EMT, or pw.x with its recovery ladder) per candidate structure
+# (scatter through a checkpoint), then gather labels and the ledger of every outcome.
 
 
 checkpoint split_candidates:
@@ -28,7 +29,7 @@ rule label:
     resources:
         runtime=get_label_runtime_minutes(),
     conda:
-        "../envs/base.yaml"
+        "../envs/qe.yaml"
     script:
         "../scripts/label.py"
 
