@@ -31,15 +31,15 @@ def snakemake(run_dir: Path, configfile: Path, *args: str) -> subprocess.Complet
 
 
 def tiny_qe_config(command: list[str]) -> dict[str, Any]:
-    """The default (Si-Ge, qe) config cut down to three 8-atom cells, one k-point, one generation."""
+    """The default (Si-Ge, qe) config cut down to four 8-atom cells, one k-point, one generation."""
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     assert config["oracle"]["kind"] == "qe"
     config["structures"].update(
-        compositions=[{"Si": 0.5, "Ge": 0.5}], cells_per_composition=1, strains=[0.02], initial_pick=3
+        compositions=[{"Si": 0.5, "Ge": 0.5}], cells_per_composition=1, strains=[0.02], initial_pick=4
     )
     config["structures"]["rattle_amplitudes"] = [0.05, 0.1]
     config["oracle"]["qe"].update(ecutwfc=15, ecutrho=60, kspacing=1.2, command=command)
-    config["fit"]["functions_per_element"] = 10
+    config["fit"]["functions_per_element"] = 8
     config["explore"].update(temperatures=[600], starts_per_temperature=1, steps=40)
     config["loop"]["max_generations"] = 1
     return config
