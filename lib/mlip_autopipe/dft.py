@@ -152,7 +152,10 @@ def result_config(oracle_config: Mapping[str, Any]) -> dict[str, Any]:
 
 def command_tokens(command: str | Sequence[str]) -> tuple[str, ...]:
     """The pw.x command as an argument list; a string is split like a shell would, not run by one."""
-    tokens = tuple(shlex.split(command)) if isinstance(command, str) else tuple(str(t) for t in command)
+    try:
+        tokens = tuple(shlex.split(command)) if isinstance(command, str) else tuple(str(t) for t in command)
+    except ValueError as error:  # unbalanced quotes
+        raise ConfigError("oracle.qe.command", f"cannot be split into arguments: {error}") from error
     if not tokens:
         raise ConfigError("oracle.qe.command", "is empty; give e.g. 'pw.x' or 'mpirun -np {cores} pw.x'")
     return tokens
@@ -172,15 +175,22 @@ def default_pseudo_dir() -> Path | None:
 
 def read_pseudopotential(element: str, path: Path) -> Pseudopotential:
     """Hash a UPF file and read valence charge, type and suggested cutoffs from its header."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        key = f"oracle.qe.pseudopotentials.{element}"
+        raise ConfigError(key, f"cannot read '{path}': {error}") from error
     text = data[:200_000].decode(errors="replace")
     z_match = re.search(r'z_valence\s*=\s*"\s*' + _HEADER_NUMBER, text, re.IGNORECASE) or re.search(
         _HEADER_NUMBER + r"\s+Z valence", text
     )
     if z_match is None:
         raise ConfigError(f"oracle.qe.pseudopotentials.{element}", f"'{path.name}' has no valence charge")
-    type_match = re.search(r'pseudo_type\s*=\s*"\s*(\w+)', text, re.IGNORECASE)
-    pseudo_type = type_match.group(1).upper() if type_match else ("US" if "US" in text[:4000] else "NC")
+    # UPF v2: pseudo_type="US"; UPF v1: a header line "US  Ultrasoft pseudopotential"
+    type_match = re.search(r'pseudo_type\s*=\s*"\s*(\w+)', text, re.IGNORECASE) or re.search(
+        r"^\s*(NC|SL|US|PAW)\s+(?:Norm|Ultrasoft|Projector|Semi)", text, re.MULTILINE | re.IGNORECASE
+    )
+    pseudo_type = type_match.group(1).upper() if type_match else "NC"
     kind = {"SL": "NC", "USPP": "US"}.get(pseudo_type, pseudo_type)
 
     def suggested(what: str) -> float | None:
