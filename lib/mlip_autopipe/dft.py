@@ -611,7 +611,11 @@ class QEOracle:
             directory = work_dir / f"attempt_{attempt}"
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir(parents=True)
-            pw_inputs(atoms, self.settings, changes).write(directory / INPUT_NAME)
+            try:
+                pw_inputs(atoms, self.settings, changes).write(directory / INPUT_NAME)
+            except (OSError, ValueError, KeyError) as error:  # a structure ASE cannot write for pw.x
+                message = f"cannot write the pw.x input: {error}"
+                raise LabellingError(message, category=FAILURE_CRASH) from error
             try:
                 run = run_pw(self.settings.command, directory, self.settings.cores, self.settings.walltime_s)
                 category, reason = classify_run(run, self.settings.walltime_s)
