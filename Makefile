@@ -11,9 +11,21 @@ PYTEST_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup setup-qe run dry-run test lint clean-results
+# Debian packages the tests and local runs use (Slurm for the scale-out test).
+APT_PACKAGES := slurm-wlm munge
 
-setup: $(STAMP) setup-qe
+.PHONY: setup system setup-qe run dry-run status report test lint clean-results
+
+setup: system setup-qe $(STAMP)
+
+# Installs only what is missing; without root it says what to install instead.
+system:
+	@missing=""; for package in $(APT_PACKAGES); do \
+		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; fi
 
 # Quantum ESPRESSO (pw.x, Debian's PBE pseudos, a faster BLAS) for the qe oracle. Skipped when
 # pw.x is already on PATH (a cluster module, an earlier set-up); needs root for apt-get.
@@ -42,6 +54,13 @@ run: setup
 dry-run: setup
 	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory $(RUN_DIR) \
 		--cores $(CORES) --configfile $(abspath $(CONFIG)) -n
+
+status: setup
+	$(BIN)/mlip-autopipe-status $(RUN_DIR)
+
+report: setup
+	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory $(RUN_DIR) \
+		--configfile $(abspath $(CONFIG)) --report $(abspath $(RUN_DIR))/report.html
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """MLIP-AutoPipe: closed-loop active learning of an ACE potential.
 
-structures -> label (one job per structure) -> fit -> explore -> select -> decide,
+structures -> label (one job per structure) -> fit -> explore -> select -> embed -> decide,
 one generation at a time, until a decision says stop. See README.md.
 """
 
@@ -33,17 +33,36 @@ except ConfigError as error:
 validate(config, "config/schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
+# Bookkeeping that takes seconds runs in the Snakemake process itself, never through a
+# cluster queue; structures, labelling, fitting and exploration are submitted.
+localrules:
+    all,
+    candidates,
+    split_candidates,
+    gather_labels,
+    select,
+    decide,
+    finalize,
+    report_plots,
+
+
 include: "rules/common.smk"
 include: "rules/structures.smk"
 include: "rules/label.smk"
 include: "rules/fit.smk"
 include: "rules/explore.smk"
 include: "rules/select.smk"
+include: "rules/embed.smk"
 include: "rules/loop.smk"
+include: "rules/report.smk"
 
 
 rule all:
     input:
         "results/final/potential.yace",
         "results/final/summary.json",
+        rules.report_plots.output,
     default_target: True

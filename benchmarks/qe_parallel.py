@@ -3,7 +3,7 @@
 Runs through the project's qe oracle with the default config's DFT settings, so it measures
 what a label job costs. Prints a Markdown table row for benchmarks/README.md and writes JSON.
 
-    python benchmarks/qe_parallel.py [--repeats 1] [--json qe_parallel.json]
+    python benchmarks/qe_parallel.py [--repeats 1] [--json benchmarks/results/qe_parallel.json]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def wall_seconds(command: list[str], cores: int, qe: dict) -> tuple[float, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "qe_parallel.json")
     args = parser.parse_args()
     qe = load_yaml(REPO / "config" / "config.yaml")["oracle"]["qe"]
     qe = {key: qe[key] for key in ("ecutwfc", "ecutrho", "kspacing") if key in qe}
@@ -89,6 +89,7 @@ def main() -> None:
         f"{result['speed_up']:.2f}x |"
     )
     if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 

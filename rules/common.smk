@@ -24,11 +24,11 @@ def gen_dir(generation):
 
 
 def get_candidate_source(wildcards):
-    """Generation 0 starts from the initial pick; generation g from g-1's selection."""
+    """Generation 0 starts from the initial pick; generation g from g-1's embedded selection."""
     generation = int(wildcards.gen)
     if generation == 0:
         return "results/structures/initial.extxyz"
-    return f"{gen_dir(generation - 1)}/selected.extxyz"
+    return f"{gen_dir(generation - 1)}/embedded.extxyz"
 
 
 def get_label_files(wildcards):
@@ -87,3 +87,16 @@ def get_label_runtime_minutes():
         qe = config["oracle"]["qe"]
         return int(qe["walltime_s"] * (1 + len(qe["recovery"])) / 60) + 5
     return 10
+
+
+def get_report_inputs(wildcards):
+    """Per-generation outputs of every generation up to the final one."""
+    generations = range(get_final_generation() + 1)
+    return {
+        "metrics": [f"{gen_dir(g)}/fit/metrics.json" for g in generations],
+        "labelled": [f"{gen_dir(g)}/labelled.extxyz" for g in generations],
+        "ledgers": [f"{gen_dir(g)}/ledger.json" for g in generations],
+        "frames": [f"{gen_dir(g)}/explore/frames.extxyz" for g in generations],
+        "runs": [f"{gen_dir(g)}/explore/runs.json" for g in generations],
+        "potential": "results/final/potential.yaml",
+    }

@@ -1,17 +1,20 @@
-# Stage 5: choose the extrapolative frames that the next generation labels.
+# Stage 5: choose the extrapolative environments that the next generation labels.
 
 
 rule select:
     input:
         frames="results/gen_{gen}/explore/frames.extxyz",
+        yaml="results/gen_{gen}/fit/potential.yaml",
+        asi="results/gen_{gen}/fit/potential.asi",
     output:
         "results/gen_{gen}/selected.extxyz",
     params:
-        cap=config["select"]["max_per_generation"],
+        select=canonical(config["select"]),
         gamma_hi=config["explore"]["gamma_hi"],
+        whole_frame_atoms=config["embed"]["max_atoms"],
     log:
         "logs/gen_{gen}/select.log",
     conda:
-        "../envs/base.yaml"
+        "../envs/pacemaker.yaml"
     script:
         "../scripts/select.py"

@@ -1,12 +1,17 @@
-# Stage 1: the generation-0 pool of structures and its initial pick; candidates per generation.
+# Stage 1: the generation-0 pool (SQS cells, variants, user files) and its SOAP farthest-point
+# pick; candidates per generation.
 
 
 rule structures:
+    input:
+        user_files=config["structures"]["user_files"],
+        lattice_file=config["structures"]["lattice_file"] or [],
     output:
         pool="results/structures/pool.extxyz",
         initial="results/structures/initial.extxyz",
     params:
         structures=canonical(config["structures"]),
+        elements=config["elements"],
         seed=config["seed"],
     log:
         "logs/structures.log",

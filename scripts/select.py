@@ -3,9 +3,23 @@ from common import start
 log = start(snakemake)
 
 from mlip_autopipe.data import read_structures, write_structures  # noqa: E402
-from mlip_autopipe.select import select_by_gamma  # noqa: E402
+from mlip_autopipe.select import select_environments  # noqa: E402
 
 frames = read_structures(snakemake.input.frames)
-selected = select_by_gamma(frames, snakemake.params.cap, snakemake.params.gamma_hi)
-log.info("selected %d of %d extrapolative frames", len(selected), len(frames))
+selected, method = select_environments(
+    frames,
+    snakemake.params.select,
+    potential_yaml=snakemake.input.yaml,
+    active_set=snakemake.input.asi,
+    gamma_hi=snakemake.params.gamma_hi,
+    whole_frame_atoms=snakemake.params.whole_frame_atoms,
+)
+log.info("%s: selected %d environments from %d extrapolative frames", method, len(selected), len(frames))
+for atoms in selected:
+    log.info(
+        "frame %s core atom %d gamma %.3f",
+        atoms.info["uid"],
+        atoms.info["core_atom"],
+        atoms.info["core_gamma"],
+    )
 write_structures(snakemake.output[0], selected)

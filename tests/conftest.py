@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+
 from mlip_autopipe.config import check_config, load_yaml, validate_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,3 +41,40 @@ def cuni_cell() -> Atoms:
     atoms.set_chemical_symbols(list(symbols))
     atoms.positions += np.random.default_rng(1).normal(scale=0.05, size=atoms.positions.shape)
     return atoms
+
+
+@pytest.fixture(scope="session")
+def small_potential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A linear ACE potential (cutoff 5 A) with its active set, fitted in seconds on a few EMT
+    Cu-Ni cells: small data, so MD leaves its training domain quickly (gamma rises)."""
+    from mlip_autopipe import fit
+    from mlip_autopipe.labelling import label_candidate
+    from mlip_autopipe.oracles import EMTOracle
+    from mlip_autopipe.structures import build_pool
+
+    structures = {
+        "lattice": "fcc",
+        "lattice_constant": None,
+        "supercell": [2, 2, 2],
+        "compositions": [{"Cu": 0.5, "Ni": 0.5}],
+        "cells_per_composition": 2,
+        "strains": [-0.02],
+        "rattle_amplitudes": [0.05],
+    }
+    pool = build_pool(structures, seed=5)
+    data = [label_candidate(atoms, EMTOracle()) for atoms in pool]
+    settings = {
+        "cutoff": 5.0,
+        "functions_per_element": 30,
+        "nradmax_by_orders": [10, 3, 2],
+        "lmax_by_orders": [0, 2, 1],
+        "ridge_alpha": 1e-6,
+        "energy_weight": 30.0,
+    }
+    folder = tmp_path_factory.mktemp("small_potential")
+    references = fit.reference_energies(data, ["Cu", "Ni"])
+    basis = fit.fit_linear(data, ["Cu", "Ni"], settings, references)
+    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
+    fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
+    asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
+    return {"pool": pool, "yaml": folder / "p.yaml", "asi": asi, "cutoff": settings["cutoff"]}

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.io import write
+
 from mlip_autopipe.config import check_config, validate_schema, vegard_reference_constant
 from mlip_autopipe.errors import ConfigError
 
@@ -92,3 +97,68 @@ def test_missing_lattice_constant_reference_is_a_config_error(schema: dict[str, 
     with pytest.raises(ConfigError) as raised:
         checked(config, schema)
     assert raised.value.key == "structures.lattice_constant"
+
+
+@pytest.mark.parametrize(
+    ("structures", "elements", "key", "words"),
+    [
+        (
+            {"compositions": [{"Cu": 0.5, "Ni": 0.500002}]},
+            ["Cu", "Ni"],
+            "structures.compositions[0]",
+            "not 1",
+        ),
+        (
+            {"lattice": "bcc", "compositions": [{"Cu": 0.5, "O": 0.5}]},
+            ["Cu", "O"],
+            "structures.lattice_constant",
+            "no reference bcc lattice constant for O",
+        ),
+        (
+            {"lattice": "hcp", "compositions": [{"Cu": 0.5, "Ga": 0.5}]},
+            ["Cu", "Ga"],
+            "structures.lattice_constant",
+            "for Ga",
+        ),
+        ({"composition_step": 0.1}, ["Cu", "Ni"], "structures.supercell", "32 atoms cannot hold"),
+        (
+            {"lattice": "hcp", "supercell": [2, 1, 1], "compositions": [{"Cu": 0.125, "Ni": 0.875}]},
+            ["Cu", "Ni"],
+            "structures.supercell",
+            "4 atoms cannot hold composition Cu0.125 Ni0.875",
+        ),
+        (
+            {"lattice": "diamond", "supercell": [1, 1, 1], "compositions": [{"Cu": 0.1, "Ni": 0.9}]},
+            ["Cu", "Ni"],
+            "structures.supercell",
+            "8 atoms cannot hold",
+        ),
+        ({"composition_step": 0.3}, ["Cu", "Ni"], "structures.composition_step", "whole number"),
+        ({"compositions": []}, ["Cu", "Ni"], "structures.compositions", "no structures"),
+        ({"sqs": {"pair_shells": 0}}, ["Cu", "Ni"], "structures.sqs.pair_shells", "less than the minimum"),
+        ({"defects": {"vacancy": 1}}, ["Cu", "Ni"], "structures.defects.vacancy", "unknown key"),
+    ],
+)
+def test_bad_structures_section_names_the_key(
+    schema: dict[str, Any], structures: dict[str, Any], elements: list[str], key: str, words: str
+) -> None:
+    config = {"elements": elements, "structures": structures, "oracle": {"kind": "emt"}}
+    with pytest.raises(ConfigError) as raised:
+        checked(config, schema)
+    assert raised.value.key == key
+    assert words in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_lattice_file_sets_the_site_count_and_must_be_usable(schema: dict[str, Any], tmp_path: Path) -> None:
+    write(tmp_path / "sites.extxyz", bulk("Si", "diamond", a=5.43, cubic=True))
+    good = {"lattice_file": str(tmp_path / "sites.extxyz"), "supercell": [1, 1, 1]}
+    # Si is not a run element, yet a lattice file only gives sites: accepted
+    checked({"structures": {**good, "compositions": [{"Cu": 0.25, "Ni": 0.75}]}}, schema)
+    with pytest.raises(ConfigError) as raised:
+        checked({"structures": {**good, "compositions": [{"Cu": 0.1, "Ni": 0.9}]}}, schema)
+    assert raised.value.key == "structures.supercell" and "8 atoms" in str(raised.value)
+    write(tmp_path / "molecule.xyz", Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.3]]), format="xyz")
+    with pytest.raises(ConfigError) as raised:
+        checked({"structures": {"lattice_file": str(tmp_path / "molecule.xyz")}}, schema)
+    assert raised.value.key == "structures.lattice_file" and "molecule.xyz" in str(raised.value)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
+
 from mlip_autopipe.data import (
     attach_labels,
     has_labels,

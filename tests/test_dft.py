@@ -18,6 +18,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.espresso import Espresso, EspressoProfile
 from ase.io.espresso import kspacing_to_grid
+
 from mlip_autopipe.config import check_config, validate_schema
 from mlip_autopipe.data import read_structures, tag_structure, write_structures
 from mlip_autopipe.dft import kpoint_grid, pw_inputs, resolve_settings

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from mlip_autopipe.data import read_structures
 
 REPO = Path(__file__).resolve().parent.parent

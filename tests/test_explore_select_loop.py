@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from ase import Atoms
+
 from mlip_autopipe import fit
 from mlip_autopipe.data import tag_structure
 from mlip_autopipe.explore import choose_starts, explore_ase, load_calculator, run_langevin
@@ -98,7 +99,7 @@ def test_exploration_is_reproducible_and_tags_frames(potential: dict[str, Any]) 
 
 def test_starts_are_alloy_cells(potential: dict[str, Any]) -> None:
     starts = choose_starts(potential["pool"], 3, seed=0)
-    assert len(starts) == 3 and all(s.info["origin"] == "alloy" for s in starts)
+    assert len(starts) == 3 and all(s.info["origin"] == "sqs" for s in starts)
 
 
 def frame(run: str, gamma: float, shift: float) -> Atoms:

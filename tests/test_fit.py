@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from ase import Atoms
+
 from mlip_autopipe import fit
 from mlip_autopipe.errors import FitError
 from mlip_autopipe.labelling import label_candidate

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
+
 from mlip_autopipe.data import tag_structure, write_structures
 from mlip_autopipe.errors import LabellingError
 from mlip_autopipe.labelling import gather_labels, label_candidate

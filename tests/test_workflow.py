@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+
 from mlip_autopipe.data import has_labels, read_structures
+from mlip_autopipe.structures import POOL_ORIGINS
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
@@ -74,7 +77,7 @@ def test_every_candidate_is_labelled_or_ledgered(finished_run: Path) -> None:
         generation = int(generation_dir.name.split("_")[1])
         for atoms in labelled:
             assert has_labels(atoms) and atoms.info["generation"] == generation
-            assert atoms.info["origin"] in {"alloy", "strain", "rattle", "md"}
+            assert atoms.info["origin"] in {*POOL_ORIGINS, "md"}
         metrics = json.loads((generation_dir / "fit/metrics.json").read_text())
         assert metrics["train"]["n_structures"] + metrics["test"]["n_structures"] >= len(labelled)
 
@@ -83,6 +86,8 @@ def test_later_generations_label_extrapolative_md_frames(finished_run: Path) -> 
     labelled = read_structures(finished_run / "results/gen_001/labelled.extxyz")
     assert labelled and all(a.info["origin"] == "md" for a in labelled)
     assert all(a.info["max_gamma"] > 0 for a in labelled)
+    # 32-atom MD cells are under embed.max_atoms: labelled whole, every force weight 1
+    assert all(np.all(a.arrays["force_weight"] == 1.0) and "core_atom" in a.info for a in labelled)
 
 
 def test_rerun_with_nothing_changed_does_nothing(finished_run: Path) -> None:
@@ -133,13 +138,14 @@ def test_lint_is_clean(tmp_path: Path) -> None:
         ({"structures": {"compositions": [{"Cu": 0.6, "Ni": 0.6}]}}, "structures.compositions[0]"),
         ({"explore": {"gamma_lo": 6.0, "gamma_hi": 5.0}}, "explore.gamma_lo"),
         ({"loop": {"max_generations": "three"}}, "loop.max_generations"),
+        ({"embed": {"max_atoms": 40}}, "embed.max_atoms"),
     ],
 )
 def test_invalid_config_stops_before_any_job(tmp_path: Path, override: dict, key: str) -> None:
     config = yaml.safe_load(EMT_PRESET.read_text())
     for section, value in override.items():
         if isinstance(value, dict):
-            config[section].update(value)
+            config.setdefault(section, {}).update(value)
         else:
             config[section] = value
     bad = tmp_path / "bad.yaml"
@@ -151,3 +157,75 @@ def test_invalid_config_stops_before_any_job(tmp_path: Path, override: dict, key
     errors = [line for line in result.stderr.splitlines() if line.startswith("ConfigError")]
     assert len(errors) == 1 and f"config key '{key}'" in errors[0], result.stderr
     assert not (run_dir / "results").exists()
+
+
+def test_report_html_contains_every_figure(finished_run: Path) -> None:
+    figures = sorted((finished_run / "results/report").glob("*.png"))
+    assert {p.name for p in figures} == {
+        "rmse_per_generation.png",
+        "parity.png",
+        "dataset_by_generation.png",
+        "labelling_by_generation.png",
+        "gamma_by_generation.png",
+    }
+    result = snakemake(finished_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (finished_run / "report.html").read_text()
+    for figure in figures:
+        assert figure.name in html
+
+
+def test_status_reads_a_partial_run(finished_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from mlip_autopipe.status import render, run_status
+
+    partial = tmp_path / "partial"
+    shutil.copytree(finished_run / "results", partial / "results")
+    last = sorted((partial / "results").glob("gen_*"))[-1]
+    for name in ("decision.json", "ledger.json", "labelled.extxyz"):
+        (last / name).unlink()
+    candidates = sorted(path.stem for path in (last / "candidates").glob("*.extxyz"))
+    (last / "label" / f"{candidates[0]}.extxyz").unlink()  # one structure still waiting
+    (last / "label" / "0123456789abcdef.extxyz").write_text("")  # stale file of an older candidate
+    statuses = run_status(partial)
+    assert statuses[0].decision is not None and statuses[0].fitted
+    assert statuses[-1].decision is None
+    assert statuses[-1].candidates == len(candidates) and statuses[-1].pending == 1
+    assert statuses[-1].labelled == len(candidates) - 1
+    text = render(partial)
+    assert "running" in text and "continue" in text
+
+
+def test_status_of_an_empty_directory(tmp_path: Path) -> None:
+    from mlip_autopipe.status import render
+
+    assert "no generation started yet" in render(tmp_path)
+
+
+def test_user_structure_files_join_the_pool_from_the_run_directory(tmp_path: Path) -> None:
+    from ase.build import bulk
+    from ase.io import write
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    config["structures"]["user_files"] = ["mine.extxyz"]  # relative: taken from the run directory
+    configfile = tmp_path / "user.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+
+    write(run_dir / "mine.extxyz", bulk("Fe", "bcc", a=2.87, cubic=True))
+    refused = snakemake(run_dir, "--until", "structures", configfile=configfile)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("ConfigError")]
+    assert len(errors) == 1 and "'structures.user_files[0]'" in errors[0] and "holds Fe" in errors[0]
+    assert not (run_dir / "results").exists()
+
+    write(run_dir / "mine.extxyz", bulk("Ni", "fcc", a=3.52, cubic=True).repeat((2, 1, 1)))
+    result = snakemake(run_dir, "--until", "structures", configfile=configfile)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pool = read_structures(run_dir / "results/structures/pool.extxyz")
+    users = [atoms for atoms in pool if atoms.info["origin"] == "user"]
+    assert len(users) == 1 and users[0].info["source_file"] == "mine.extxyz" and len(users[0]) == 8
+    initial = read_structures(run_dir / "results/structures/initial.extxyz")
+    assert len(initial) == config["structures"]["initial_pick"]
+    assert {atoms.info["uid"] for atoms in initial} <= {atoms.info["uid"] for atoms in pool}

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
+from ase import Atoms
 from ase.data import atomic_numbers, reference_states
 
 from mlip_autopipe.errors import ConfigError
@@ -22,8 +23,14 @@ COMPOSITION_TOLERANCE = 1e-6
 #: Elements ASE's EMT calculator has parameters for.
 EMT_ELEMENTS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"})
 
-#: Atoms in the conventional cell of each supported parent lattice.
-ATOMS_PER_CONVENTIONAL_CELL = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8}
+#: Atoms in the conventional cell of each supported parent lattice (hcp: the hexagonal cell).
+ATOMS_PER_CONVENTIONAL_CELL = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8, "hcp": 2}
+
+#: Lattices with a cubic conventional cell.
+CUBIC_LATTICES = frozenset({"fcc", "bcc", "sc", "diamond"})
+
+#: c/a of ideally packed hcp, used for elements whose reference state is not hcp.
+IDEAL_C_OVER_A = (8.0 / 3.0) ** 0.5
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -82,15 +89,23 @@ def check_config(config: Mapping[str, Any]) -> None:
     structures = config["structures"]
     for index, composition in enumerate(structures["compositions"]):
         _check_composition(f"structures.compositions[{index}]", composition, elements)
-        _check_supercell_fits(index, composition, structures)
-    if structures.get("lattice_constant") is None:
-        for element in elements:
+    if not all_compositions(structures, elements) and not structures.get("user_files"):
+        raise ConfigError(
+            "structures.compositions", "no structures: give a composition, a composition_step or user_files"
+        )
+    if structures.get("lattice_file"):
+        parent_lattice(structures)  # an unusable file is named as such, even with no composition
+    for composition in all_compositions(structures, elements):
+        _check_supercell_fits(composition, structures)
+    if structures.get("lattice_constant") is None and not structures.get("lattice_file"):
+        for element in _elements_in(all_compositions(structures, elements)):
             if vegard_reference_constant(element, structures["lattice"]) is None:
                 raise ConfigError(
                     "structures.lattice_constant",
                     f"no reference {structures['lattice']} lattice constant for {element} in ASE; "
                     "set structures.lattice_constant",
                 )
+    _check_user_files(structures, elements)
 
     oracle = config["oracle"]
     if oracle["kind"] == "qe":
@@ -121,6 +136,55 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             "fit.lmax_by_orders", "must have one entry per body order, like fit.nradmax_by_orders"
         )
+    _check_embedding(config)
+
+
+#: Nearest-neighbour distance over the cubic lattice constant, per parent lattice.
+NEAREST_NEIGHBOUR_FACTOR = {"fcc": 2**-0.5, "bcc": 3**0.5 / 2, "sc": 1.0, "diamond": 3**0.5 / 4}
+
+#: embed.min_distance must stay below this fraction of the nearest-neighbour distance.
+MIN_DISTANCE_FRACTION = 0.8
+
+
+def densest_lattice_constant(structures: Mapping[str, Any]) -> tuple[float, int]:
+    """The smallest cubic lattice constant over the compositions, and that composition's index."""
+    constants = []
+    for composition in structures["compositions"]:
+        a = structures.get("lattice_constant")
+        if a is None:
+            a = sum(
+                fraction * (vegard_reference_constant(element, structures["lattice"]) or 0.0)
+                for element, fraction in composition.items()
+            )
+        constants.append(float(a))
+    index = int(min(range(len(constants)), key=constants.__getitem__))
+    return constants[index], index
+
+
+def _check_embedding(config: Mapping[str, Any]) -> None:
+    """The embedded cell must fit under embed.max_atoms at the material's density."""
+    from mlip_autopipe.embed import minimum_embedding_atoms
+
+    structures, embed = config["structures"], config["embed"]
+    lattice = structures["lattice"]
+    a, index = densest_lattice_constant(structures)
+    neighbour = NEAREST_NEIGHBOUR_FACTOR[lattice] * a
+    if embed["min_distance"] >= MIN_DISTANCE_FRACTION * neighbour:
+        raise ConfigError(
+            "embed.min_distance",
+            f"{embed['min_distance']} A would thin out bulk atoms; keep it below "
+            f"{MIN_DISTANCE_FRACTION} x the nearest-neighbour distance {neighbour:.2f} A "
+            f"(composition {index}), i.e. below {MIN_DISTANCE_FRACTION * neighbour:.2f} A",
+        )
+    density = ATOMS_PER_CONVENTIONAL_CELL[lattice] / a**3
+    radius = config["fit"]["cutoff"] + embed["buffer"]
+    minimum = minimum_embedding_atoms(radius, density)
+    if embed["max_atoms"] < minimum:
+        raise ConfigError(
+            "embed.max_atoms",
+            f"{embed['max_atoms']} atoms cannot hold the sphere of radius fit.cutoff + embed.buffer "
+            f"= {radius:g} A at {density:.4f} atoms/A^3 (composition {index}); the minimum is {minimum}",
+        )
 
 
 def _check_composition(key: str, composition: Mapping[str, float], elements: list[str]) -> None:
@@ -132,27 +196,85 @@ def _check_composition(key: str, composition: Mapping[str, float], elements: lis
         raise ConfigError(key, f"fractions sum to {total:.8g}, not 1")
 
 
-def _check_supercell_fits(
-    index: int, composition: Mapping[str, float], structures: Mapping[str, Any]
-) -> None:
-    n_atoms = ATOMS_PER_CONVENTIONAL_CELL[structures["lattice"]]
+def parent_lattice(structures: Mapping[str, Any]) -> Atoms:
+    """The first structure of ``structures.lattice_file``, checked (its species are ignored)."""
+    from mlip_autopipe.user_structures import read_user_structures
+
+    return read_user_structures(structures["lattice_file"], None, "structures.lattice_file")[0]
+
+
+def _check_supercell_fits(composition: Mapping[str, float], structures: Mapping[str, Any]) -> None:
+    if structures.get("lattice_file"):
+        n_atoms = len(parent_lattice(structures))
+    else:
+        n_atoms = ATOMS_PER_CONVENTIONAL_CELL[structures["lattice"]]
     for repeat in structures["supercell"]:
         n_atoms *= repeat
     for element, fraction in composition.items():
         count = fraction * n_atoms
         if abs(count - round(count)) > COMPOSITION_TOLERANCE * n_atoms or (fraction > 0 and count < 0.5):
+            label = " ".join(f"{name}{value:g}" for name, value in composition.items())
             raise ConfigError(
                 "structures.supercell",
-                f"{n_atoms} atoms cannot hold composition {index} exactly "
-                f"({element}: {fraction} x {n_atoms} = {count:.3g} atoms); use a larger or other supercell",
+                f"{n_atoms} atoms cannot hold composition {label} exactly "
+                f"({element}: {fraction:g} x {n_atoms} = {count:.3g} atoms); use a larger or other supercell",
             )
 
 
-def vegard_reference_constant(element: str, lattice: str) -> float | None:
-    """ASE's reference cubic lattice constant of ``element`` in ``lattice``, or None.
+def all_compositions(structures: Mapping[str, Any], elements: Sequence[str]) -> list[dict[str, float]]:
+    """The explicit compositions, then those of the grid (``composition_step``), without repeats.
 
-    An element whose reference state has another cubic lattice is converted at equal
-    volume per atom (so bcc Fe gives an fcc constant); non-cubic references give None.
+    The grid covers the whole composition simplex of ``elements`` in steps of
+    ``composition_step`` (pure elements included); zero fractions are dropped.
+    """
+    found: list[dict[str, float]] = []
+    seen: set[tuple[tuple[str, float], ...]] = set()
+
+    def add(composition: Mapping[str, float]) -> None:
+        cleaned = {element: float(value) for element, value in composition.items() if value > 0}
+        key = tuple(sorted((element, round(value, 9)) for element, value in cleaned.items()))
+        if key not in seen:
+            seen.add(key)
+            found.append(cleaned)
+
+    for composition in structures["compositions"]:
+        add(composition)
+    step = structures.get("composition_step")
+    if step:
+        n_steps = int(round(1.0 / step))
+        if abs(n_steps * step - 1.0) > COMPOSITION_TOLERANCE:
+            raise ConfigError("structures.composition_step", f"1 / {step:g} is not a whole number of steps")
+        for parts in _partitions(n_steps, len(elements)):
+            add({element: part / n_steps for element, part in zip(elements, parts, strict=True)})
+    return found
+
+
+def _partitions(total: int, n_parts: int) -> list[tuple[int, ...]]:
+    """All ways of writing ``total`` as an ordered sum of ``n_parts`` non-negative integers."""
+    if n_parts == 1:
+        return [(total,)]
+    return [
+        (first, *rest) for first in range(total, -1, -1) for rest in _partitions(total - first, n_parts - 1)
+    ]
+
+
+def _elements_in(compositions: Sequence[Mapping[str, float]]) -> list[str]:
+    return sorted({element for composition in compositions for element in composition})
+
+
+def _check_user_files(structures: Mapping[str, Any], elements: Sequence[str]) -> None:
+    from mlip_autopipe.user_structures import read_user_structures
+
+    for index, path in enumerate(structures.get("user_files", [])):
+        read_user_structures(path, elements, f"structures.user_files[{index}]")
+
+
+def vegard_reference_constant(element: str, lattice: str) -> float | None:
+    """ASE's reference lattice constant ``a`` of ``element`` in ``lattice``, or None.
+
+    An element whose reference state has a cubic lattice is converted to any other lattice
+    at equal volume per atom (so bcc Fe gives an fcc constant, fcc Cu an ideal hcp one);
+    an hcp reference serves hcp only, and other references give None.
     """
     state: dict[str, Any] = reference_states[atomic_numbers[element]] or {}
     if "a" not in state:
@@ -161,11 +283,23 @@ def vegard_reference_constant(element: str, lattice: str) -> float | None:
     symmetry = str(state.get("symmetry"))
     if symmetry == lattice:
         return a
-    cubic = {"fcc", "bcc", "sc", "diamond"}
-    if symmetry in cubic and lattice in cubic:
-        volume_per_atom = a**3 / ATOMS_PER_CONVENTIONAL_CELL[symmetry]
+    if symmetry not in CUBIC_LATTICES:
+        return None
+    volume_per_atom = a**3 / ATOMS_PER_CONVENTIONAL_CELL[symmetry]
+    if lattice in CUBIC_LATTICES:
         return float((volume_per_atom * ATOMS_PER_CONVENTIONAL_CELL[lattice]) ** (1 / 3))
+    if lattice == "hcp":
+        # two atoms in a hexagonal cell of volume sqrt(3)/2 a^2 c
+        return float((2 * volume_per_atom / (3**0.5 / 2 * IDEAL_C_OVER_A)) ** (1 / 3))
     return None
+
+
+def vegard_reference_c_over_a(element: str) -> float:
+    """ASE's reference hcp c/a of ``element``, or the ideal value when its reference is not hcp."""
+    state: dict[str, Any] = reference_states[atomic_numbers[element]] or {}
+    if state.get("symmetry") == "hcp" and "c/a" in state:
+        return float(state["c/a"])
+    return IDEAL_C_OVER_A
 
 
 def load_config(path: str | os.PathLike[str], schema_path: str | os.PathLike[str]) -> dict[str, Any]:

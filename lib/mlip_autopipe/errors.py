@@ -44,3 +44,11 @@ class FitError(MlipAutopipeError):
 
 class ExplorationError(MlipAutopipeError):
     """Molecular dynamics exploration failed."""
+
+
+class SelectionError(MlipAutopipeError):
+    """The D-optimal selection of extrapolative environments could not run."""
+
+
+class EmbeddingError(MlipAutopipeError):
+    """An atom's environment cannot be reproduced in a small periodic cell."""

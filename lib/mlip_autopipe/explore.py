@@ -124,8 +124,8 @@ def run_langevin(
 
 
 def choose_starts(pool: Sequence[Atoms], count: int, seed: int) -> list[Atoms]:
-    """Seeded choice of MD starting cells among the pool's unperturbed alloy cells."""
-    alloys = [atoms for atoms in pool if atoms.info.get("origin") == "alloy"] or list(pool)
+    """Seeded choice of MD starting cells among the pool's SQS cells (undistorted alloys)."""
+    alloys = [atoms for atoms in pool if atoms.info.get("origin") == "sqs"] or list(pool)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(alloys))
     return [alloys[order[index % len(alloys)]] for index in range(count)]

@@ -51,8 +51,18 @@ def split_train_test(images: Sequence[Atoms], test_fraction: float) -> tuple[lis
     return train, test
 
 
+def has_energy_weight(atoms: Atoms) -> bool:
+    """False for structures whose total energy is not used (embedded cells: energy_weight 0)."""
+    return float(atoms.info.get("energy_weight", 1.0)) > 0
+
+
 def reference_energies(images: Sequence[Atoms], elements: Sequence[str]) -> dict[str, float]:
-    """Per-element energies from a least-squares fit of total energies to element counts."""
+    """Per-element energies from a least-squares fit of total energies to element counts.
+
+    Structures with ``energy_weight`` 0 (embedded cells, whose energy includes an artificial
+    boundary) are left out unless no other structure is available.
+    """
+    images = [atoms for atoms in images if has_energy_weight(atoms)] or list(images)
     counts = np.array([[atoms.get_chemical_symbols().count(el) for el in elements] for atoms in images])
     energies = np.array([atoms.get_potential_energy() for atoms in images])
     solution, *_ = np.linalg.lstsq(counts.astype(float), energies, rcond=None)
@@ -165,8 +175,22 @@ def _pacemaker_tool(name: str) -> str:
 def compute_active_set(
     yaml_path: str | os.PathLike[str], dataset_path: str | os.PathLike[str], log_path: str | os.PathLike[str]
 ) -> Path:
-    """Run ``pace_activeset`` on the training data; returns the ``.asi`` written beside the yaml."""
+    """Run ``pace_activeset`` on the training data; returns the ``.asi`` written beside the yaml.
+
+    When some atoms carry ``w_forces`` 0 (buffer atoms of embedded cells, whose environments
+    are cut and not fitted), the same single-shot MaxVol runs through pyace's Python API on
+    the weighted atoms only (:func:`active_set_of_weighted_atoms`), so untrained environments
+    never count as known.
+    """
     yaml_path = Path(yaml_path)
+    if _has_unweighted_atoms(dataset_path):
+        with open(log_path, "a") as log:
+            try:
+                asi = active_set_of_weighted_atoms(yaml_path, dataset_path)
+                log.write("active set: MaxVol on atoms with w_forces > 0 (buffer atoms left out)\n")
+                return asi
+            except ValueError as error:  # too few weighted environments for a species' basis
+                log.write(f"active set of weighted atoms impossible ({error}); using all atoms\n")
     # --all-atoms: every training environment is known data. pace_activeset's default drops
     # atoms with large force errors, which then show gamma > 1 on the very training set.
     command = [_pacemaker_tool("pace_activeset"), "--all-atoms", "-d", str(dataset_path), str(yaml_path)]
@@ -178,32 +202,103 @@ def compute_active_set(
     return asi
 
 
+def predict(
+    yaml_path: str | os.PathLike[str], images: Sequence[Atoms], references: Mapping[str, float]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(reference, predicted) energies per atom (corrected) and force components.
+
+    Structures with zero energy weight (embedded cells) give no energy; atoms with zero
+    force weight (embedding buffers) give no forces: their labels are not meaningful.
+    """
+    from pyace import PyACECalculator
+
+    calculator = PyACECalculator(str(yaml_path))
+    energies: tuple[list[float], list[float]] = ([], [])
+    forces: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for atoms in images:
+        work = atoms.copy()
+        work.calc = calculator
+        if has_energy_weight(atoms):
+            energies[0].append(corrected_energy(atoms, references) / len(atoms))
+            energies[1].append(work.get_potential_energy() / len(atoms))
+        weights = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), float) > 0
+        forces[0].append(atoms.get_forces()[weights].ravel())
+        forces[1].append(work.get_forces()[weights].ravel())
+    concat = lambda arrays: np.concatenate(arrays) if arrays else np.zeros(0)  # noqa: E731
+    return {
+        "energy": (np.asarray(energies[0]), np.asarray(energies[1])),
+        "forces": (concat(forces[0]), concat(forces[1])),
+    }
+
+
+def _has_unweighted_atoms(dataset_path: str | os.PathLike[str]) -> bool:
+    import pickle
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_pickle(dataset_path, compression="gzip")
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+        return False  # unreadable: pace_activeset reports it
+    if "w_forces" not in frame.columns:
+        return False
+    return any(np.any(np.asarray(weights) <= 0) for weights in frame["w_forces"])
+
+
+#: pace_activeset's defaults: MaxVol gamma tolerance and iterations.
+ACTIVE_SET_TOLERANCE = 1.01
+ACTIVE_SET_ITERATIONS = 300
+
+
+def active_set_of_weighted_atoms(
+    yaml_path: str | os.PathLike[str], dataset_path: str | os.PathLike[str]
+) -> Path:
+    """``pace_activeset --all-atoms`` (single shot) restricted to atoms with ``w_forces`` > 0.
+
+    Raises:
+        ValueError: when a species has fewer weighted environments than basis functions.
+    """
+    import pandas as pd
+    from pyace import ACEBBasisSet, BBasisConfiguration
+    from pyace.activelearning import (
+        compute_A_active_inverse,
+        compute_active_set,
+        compute_B_projections,
+        save_active_inverse_set,
+    )
+
+    yaml_path = Path(yaml_path)
+    frame = pd.read_pickle(dataset_path, compression="gzip")
+    basis = ACEBBasisSet(BBasisConfiguration(str(yaml_path)))
+    projections = compute_B_projections(basis, list(frame["ase_atoms"]))
+    index = basis.elements_to_index_map
+    masks: dict[int, list[bool]] = {species: [] for species in projections}
+    for atoms, weights in zip(frame["ase_atoms"], frame["w_forces"], strict=True):
+        for symbol, weight in zip(atoms.get_chemical_symbols(), np.asarray(weights), strict=True):
+            masks[index[symbol]].append(bool(weight > 0))
+    weighted = {species: rows[np.asarray(masks[species], bool)] for species, rows in projections.items()}
+    active = compute_active_set(weighted, tol=ACTIVE_SET_TOLERANCE, max_iters=ACTIVE_SET_ITERATIONS)
+    asi = yaml_path.with_suffix(".asi")
+    save_active_inverse_set(str(asi), compute_A_active_inverse(active), basis.elements_name)
+    return asi
+
+
 def evaluate(
     yaml_path: str | os.PathLike[str], images: Sequence[Atoms], references: Mapping[str, float]
 ) -> dict[str, Any]:
     """Energy (meV/atom) and force-component (eV/A) RMSE of a saved potential on ``images``."""
-    if not images:
-        return {
-            "n_structures": 0,
-            "n_atoms": 0,
-            "energy_rmse_mev_per_atom": None,
-            "force_rmse_ev_per_a": None,
-        }
-    from pyace import PyACECalculator
-
-    calculator = PyACECalculator(str(yaml_path))
-    energy_errors, force_errors = [], []
-    for atoms in images:
-        work = atoms.copy()
-        work.calc = calculator
-        predicted = work.get_potential_energy()
-        energy_errors.append((predicted - corrected_energy(atoms, references)) / len(atoms))
-        weights = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), float) > 0
-        force_errors.append((work.get_forces() - atoms.get_forces())[weights].ravel())
-    forces = np.concatenate(force_errors) if force_errors else np.zeros(0)
-    return {
+    result: dict[str, Any] = {
         "n_structures": len(images),
         "n_atoms": int(sum(len(atoms) for atoms in images)),
-        "energy_rmse_mev_per_atom": float(1000 * np.sqrt(np.mean(np.square(energy_errors)))),
-        "force_rmse_ev_per_a": float(np.sqrt(np.mean(np.square(forces)))) if forces.size else None,
+        "energy_rmse_mev_per_atom": None,
+        "force_rmse_ev_per_a": None,
     }
+    if not images:
+        return result
+    parity = predict(yaml_path, images, references)
+    rmse = lambda pair: float(np.sqrt(np.mean(np.square(pair[1] - pair[0]))))  # noqa: E731
+    if parity["energy"][0].size:
+        result["energy_rmse_mev_per_atom"] = 1000 * rmse(parity["energy"])
+    if parity["forces"][0].size:
+        result["force_rmse_ev_per_a"] = rmse(parity["forces"])
+    return result

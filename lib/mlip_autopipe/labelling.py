@@ -39,6 +39,12 @@ def _from_cache(candidate: Atoms, path: Path) -> Atoms | None:
     if structure_uid(labelled) != candidate.info["uid"]:
         return None
     labelled.info = dict(candidate.info)
+    # per-atom metadata (force_weight, gamma, ...) is the candidate's, not the cached copy's
+    for name in set(labelled.arrays) - {"numbers", "positions"}:
+        del labelled.arrays[name]
+    for name, values in candidate.arrays.items():
+        if name not in ("numbers", "positions"):
+            labelled.arrays[name] = values.copy()
     return labelled
 
 
@@ -58,8 +64,14 @@ def label_candidate(
         cached = _from_cache(candidate, cached_file)
         if cached is not None:
             # Never an empty reason: ASE's extxyz writer stores "" bare, garbling the next key.
-            cached.info.update(label_status=STATUS_OK, label_reason="cached", from_cache=True)
-            cached.info["label_attempts"] = 0
+            cached.info.update(
+                label_status=STATUS_OK,
+                label_reason="cached",
+                label_attempts=0,
+                oracle=oracle.name,
+                oracle_settings=settings,
+                from_cache=True,
+            )
             return cached
     try:
         labelled = oracle.label(candidate)

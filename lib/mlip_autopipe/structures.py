@@ -1,17 +1,41 @@
-"""Generation-0 structures: random alloy cells and their strained and rattled variants."""
+"""Generation-0 structures: SQS alloy cells, their variants, user structures, the initial pick.
+
+The pool holds, per composition, ``cells_per_composition`` special quasirandom structures
+(``origin: sqs``) and for each of them strained (``strain``), sheared (``shear``), rattled
+(``rattle``), vacancy, antisite and interstitial variants, each with ``parent_uid``; then
+the structures of the user's files (``origin: user``). The initial pick is a farthest-point
+sample of the pool in averaged-SOAP space. Everything is reproducible from the seed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
-from mlip_autopipe.config import vegard_reference_constant
+from mlip_autopipe import variants
+from mlip_autopipe.config import (
+    IDEAL_C_OVER_A,
+    all_compositions,
+    parent_lattice,
+    vegard_reference_c_over_a,
+    vegard_reference_constant,
+)
 from mlip_autopipe.data import tag_structure
+from mlip_autopipe.diversity import farthest_point_sampling, soap_descriptors
 from mlip_autopipe.errors import ConfigError
+from mlip_autopipe.sqs import generate_sqs
+from mlip_autopipe.user_structures import read_user_structures
+
+#: SQS search settings when the config gives none.
+DEFAULT_SQS = {"iterations": 100000, "pair_shells": 3, "triplet_shells": 2}
+
+#: Every ``origin`` a pool structure can have.
+POOL_ORIGINS = ("sqs", "strain", "shear", "rattle", "vacancy", "antisite", "interstitial", "user")
 
 
 def alloy_lattice_constant(composition: Mapping[str, float], lattice: str) -> float:
@@ -25,12 +49,33 @@ def alloy_lattice_constant(composition: Mapping[str, float], lattice: str) -> fl
     return total
 
 
+def alloy_c_over_a(composition: Mapping[str, float]) -> float:
+    """Vegard's law on hcp c/a: reference values of hcp elements, the ideal one for others."""
+    return float(sum(fraction * vegard_reference_c_over_a(el) for el, fraction in composition.items()))
+
+
 def element_counts(composition: Mapping[str, float], n_atoms: int) -> dict[str, int]:
     """Whole atom counts for a composition; the config check guarantees they are exact."""
     counts = {element: int(round(fraction * n_atoms)) for element, fraction in composition.items()}
     if sum(counts.values()) != n_atoms:
         raise ConfigError("structures.supercell", f"composition does not fill {n_atoms} atoms")
     return counts
+
+
+def lattice_template(
+    lattice: str,
+    lattice_constant: float,
+    supercell: Sequence[int],
+    c_over_a: float | None = None,
+    symbol: str = "Cu",
+) -> Atoms:
+    """The parent lattice of ``symbol`` atoms: conventional cubic cell (hexagonal for hcp), repeated."""
+    if lattice == "hcp":
+        ratio = c_over_a if c_over_a is not None else IDEAL_C_OVER_A
+        cell = bulk(symbol, "hcp", a=lattice_constant, c=ratio * lattice_constant)
+    else:
+        cell = bulk(symbol, lattice, a=lattice_constant, cubic=True)
+    return cell.repeat(tuple(int(n) for n in supercell))
 
 
 def random_alloy(
@@ -40,59 +85,120 @@ def random_alloy(
     supercell: Sequence[int],
     rng: np.random.Generator,
 ) -> Atoms:
-    """A supercell of the conventional cubic cell with species shuffled at exact composition."""
-    template = bulk("Cu", lattice, a=lattice_constant, cubic=True)
-    cell = template.repeat(tuple(int(n) for n in supercell))
+    """The parent lattice with species shuffled at exact composition (no SQS search)."""
+    cell = lattice_template(lattice, lattice_constant, supercell)
     counts = element_counts(composition, len(cell))
     symbols = [element for element, count in counts.items() for _ in range(count)]
     cell.set_chemical_symbols(list(rng.permutation(symbols)))
     return cell
 
 
-def strained(atoms: Atoms, strain: float) -> Atoms:
-    """Isotropically strained copy (positions scale with the cell)."""
-    copy = atoms.copy()
-    copy.set_cell(np.asarray(atoms.cell) * (1.0 + strain), scale_atoms=True)
-    return copy
-
-
-def rattled(atoms: Atoms, amplitude: float, rng: np.random.Generator) -> Atoms:
-    """Copy with Gaussian displacements of standard deviation ``amplitude`` (Angstrom)."""
-    copy = atoms.copy()
-    copy.positions += rng.normal(scale=amplitude, size=copy.positions.shape)
-    return copy
-
-
-def build_pool(structures: Mapping[str, Any], seed: int) -> list[Atoms]:
-    """All generation-0 candidates: alloy cells, then each one's strained and rattled variants."""
-    rng = np.random.default_rng(seed)
-    pool: list[Atoms] = []
-    lattice = structures["lattice"]
-    for composition in structures["compositions"]:
+def sqs_cells(
+    composition: Mapping[str, float],
+    structures: Mapping[str, Any],
+    seed: Sequence[int],
+) -> list[Atoms]:
+    """The SQS parent cells of one composition, tagged ``origin: sqs``."""
+    a: float | None = None
+    c_over_a = None
+    if structures.get("lattice_file"):
+        # the file's cell and sites as they are: no Vegard scaling
+        lattice = f"file:{os.path.basename(structures['lattice_file'])}"
+        sites = parent_lattice(structures)
+        sites.set_chemical_symbols([next(iter(composition))] * len(sites))
+        template = sites.repeat(tuple(int(n) for n in structures["supercell"]))
+    else:
+        lattice = structures["lattice"]
         a = structures.get("lattice_constant") or alloy_lattice_constant(composition, lattice)
-        for _ in range(structures["cells_per_composition"]):
-            parent = random_alloy(composition, lattice, a, structures["supercell"], rng)
-            tag_structure(parent, generation=0, origin="alloy")
-            parent.info["lattice_constant"] = float(a)
+        if lattice == "hcp":
+            c_over_a = structures.get("c_over_a") or alloy_c_over_a(composition)
+        template = lattice_template(lattice, a, structures["supercell"], c_over_a, next(iter(composition)))
+    settings = {**DEFAULT_SQS, **structures.get("sqs", {})}
+    cells = generate_sqs(
+        template,
+        element_counts(composition, len(template)),
+        n_structures=structures["cells_per_composition"],
+        seed=int(np.random.SeedSequence(list(seed)).generate_state(1)[0]),
+        iterations=settings["iterations"],
+        pair_shells=settings["pair_shells"],
+        triplet_shells=settings["triplet_shells"],
+    )
+    for atoms in cells:
+        atoms.info["lattice"] = lattice
+        if a is not None:
+            atoms.info["lattice_constant"] = float(a)
+        if c_over_a is not None:
+            atoms.info["c_over_a"] = float(c_over_a)
+        tag_structure(atoms, generation=0, origin="sqs")
+    return cells
+
+
+def derived_variants(
+    parent: Atoms, structures: Mapping[str, Any], rng: np.random.Generator
+) -> Iterator[tuple[str, Atoms]]:
+    """(origin, structure) of every configured variant of ``parent``."""
+    for strain in structures.get("strains", []):
+        yield "strain", variants.strained(parent, strain)
+    for shear in structures.get("shear_strains", []):
+        yield "shear", variants.sheared(parent, shear)
+    for amplitude in structures.get("rattle_amplitudes", []):
+        yield "rattle", variants.rattled(parent, amplitude, rng)
+    defects = structures.get("defects", {})
+    for site in variants.pick_sites(len(parent), defects.get("vacancies", 0), rng):
+        yield "vacancy", variants.with_vacancy(parent, site)
+    for _ in range(defects.get("antisites", 0)):
+        exchanged = variants.with_antisite(parent, rng)
+        if exchanged is not None:
+            yield "antisite", exchanged
+    elements = sorted(set(parent.get_chemical_symbols()))
+    for _ in range(defects.get("interstitials", 0)):
+        element = elements[int(rng.integers(len(elements)))]
+        yield "interstitial", variants.with_interstitial(parent, element, rng)
+
+
+def build_pool(
+    structures: Mapping[str, Any], seed: int, elements: Sequence[str] | None = None
+) -> list[Atoms]:
+    """All generation-0 candidates: SQS cells with their variants, then user structures.
+
+    Args:
+        structures: the ``structures`` config section (keys missing here take no variants).
+        seed: the run's seed; SQS search and variants derive their own streams from it.
+        elements: the run's elements (for the composition grid and user files); by default
+            those of the explicit compositions.
+    """
+    if elements is None:
+        elements = sorted({el for composition in structures["compositions"] for el in composition})
+    pool: list[Atoms] = []
+    for index, composition in enumerate(all_compositions(structures, elements)):
+        for number, parent in enumerate(sqs_cells(composition, structures, (seed, index))):
             pool.append(parent)
-            uid = parent.info["uid"]
-            for strain in structures["strains"]:
-                variant = strained(parent, strain)
-                variant.info = {"strain": float(strain)}
-                pool.append(tag_structure(variant, generation=0, origin="strain", parent_uid=uid))
-            for amplitude in structures["rattle_amplitudes"]:
-                variant = rattled(parent, amplitude, rng)
-                variant.info = {"rattle_amplitude": float(amplitude)}
-                pool.append(tag_structure(variant, generation=0, origin="rattle", parent_uid=uid))
+            rng = np.random.default_rng([seed, index, number])
+            for origin, variant in derived_variants(parent, structures, rng):
+                pool.append(
+                    tag_structure(variant, generation=0, origin=origin, parent_uid=parent.info["uid"])
+                )
+    for index, path in enumerate(structures.get("user_files", [])):
+        for atoms in read_user_structures(path, elements, f"structures.user_files[{index}]"):
+            pool.append(tag_structure(atoms, generation=0, origin="user"))
     return pool
 
 
-def pick_initial(pool: Sequence[Atoms], count: int, seed: int) -> list[Atoms]:
-    """Choose ``count`` structures: every alloy cell first, then a seeded random draw of variants."""
-    alloys = [atoms for atoms in pool if atoms.info.get("origin") == "alloy"]
-    variants = [atoms for atoms in pool if atoms.info.get("origin") != "alloy"]
-    if count <= len(alloys):
-        return alloys[:count]
-    rng = np.random.default_rng(seed + 1)
-    chosen = rng.choice(len(variants), size=min(count - len(alloys), len(variants)), replace=False)
-    return alloys + [variants[index] for index in sorted(chosen)]
+def pick_initial(
+    pool: Sequence[Atoms], count: int, species: Sequence[str], soap: Mapping[str, Any] | None = None
+) -> list[Atoms]:
+    """Farthest-point sample of ``count`` structures in averaged-SOAP space.
+
+    The sampling starts from the pool's first structure (the first SQS cell); each picked
+    structure records its ``pick_rank`` (0 = first picked).
+    """
+    if not pool:
+        return []
+    descriptors = soap_descriptors(pool, species, soap)
+    order = farthest_point_sampling(descriptors, count)
+    picked = []
+    for rank, index in enumerate(order):
+        atoms = pool[index].copy()
+        atoms.info["pick_rank"] = rank
+        picked.append(atoms)
+    return picked

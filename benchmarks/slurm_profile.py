@@ -1,0 +1,72 @@
+"""Wall time of the EMT preset: local executor vs a real local Slurm, with and without grouping.
+
+Usage (as root, Debian slurm-wlm + munge installed; `make setup` does both):
+    .venv/bin/python benchmarks/slurm_profile.py [--out benchmarks/results/slurm_profile.json]
+
+The three runs happen one after another in the same invocation, so they share the machine's
+state; ratios against the local run are what to compare across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+import slurm_cluster  # noqa: E402
+
+
+def snakemake(run_dir: Path, *args: str) -> tuple[float, int, str]:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(run_dir), "--configfile", str(REPO / "config" / "emt.yaml"), *args,
+    ]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"run in {run_dir} failed:\n{result.stderr[-3000:]}")
+    return wall, result.stderr.count("has been submitted with SLURM jobid"), result.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "slurm_profile.json")
+    args = parser.parse_args()
+    slurm = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-no-account",
+             "--resources", "cpus_per_task=2", "mem_mb=8000"]
+    variants = {
+        "local (--cores 2)": ["--cores", "2"],
+        "local Slurm, label jobs grouped by 16": slurm,
+        "local Slurm, one sbatch per label job": [*slurm, "--group-components", "label_batch=1"],
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        slurm_cluster.start(Path(scratch) / "slurm-state")
+        try:
+            for index, (name, extra) in enumerate(variants.items()):
+                wall, submitted, _ = snakemake(Path(scratch) / f"run{index}", *extra)
+                rows.append({"variant": name, "wall_s": round(wall, 1), "sbatch_jobs": submitted})
+                print(f"{name:45s} {wall:7.1f} s  {submitted:3d} sbatch jobs", flush=True)
+        finally:
+            slurm_cluster.stop()
+    baseline = rows[0]["wall_s"]
+    for row in rows:
+        row["ratio_to_local"] = round(row["wall_s"] / baseline, 2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                                    "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
