@@ -30,11 +30,13 @@ from mlip_autopipe.oracles import make_oracle
 TINY_QE: dict[str, Any] = {"ecutwfc": 20.0, "ecutrho": 80.0, "kspacing": 0.6}
 
 
-def qe_config(schema: dict[str, Any], elements: list[str], **qe: Any) -> dict[str, Any]:
+def qe_config(
+    schema: dict[str, Any], elements: list[str], lattice: str = "diamond", **qe: Any
+) -> dict[str, Any]:
     """A validated config with the qe oracle (schema defaults filled in)."""
     config: dict[str, Any] = {
         "elements": elements,
-        "structures": {"lattice": "diamond", "compositions": [{elements[0]: 1.0}]},
+        "structures": {"lattice": lattice, "compositions": [{elements[0]: 1.0}]},
         "oracle": {"kind": "qe", "qe": qe},
     }
     validate_schema(config, copy.deepcopy(schema))
@@ -174,7 +176,7 @@ def test_spin_polarised_for_magnetic_elements_with_moments_from_magn(
     schema: dict[str, Any], tmp_path: Path
 ) -> None:
     iron = tag_structure(bulk("Fe", "bcc", a=2.83), generation=0, origin="alloy")
-    config = qe_config(schema, ["Fe"], ecutwfc=20.0, ecutrho=160.0, kspacing=0.8)
+    config = qe_config(schema, ["Fe"], "bcc", ecutwfc=20.0, ecutrho=160.0, kspacing=0.8)
     labelled = make_oracle(config["oracle"], ["Fe"], work_dir=tmp_path).label(iron)
     text = (tmp_path / "attempt_1/espresso.pwi").read_text()
     assert "nspin" in text and "starting_magnetization(1)" in text
