@@ -21,6 +21,10 @@ from mlip_autopipe.oracles import Oracle
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+#: Never an empty reason: ASE's extxyz writer stores "" bare, which garbles the next key.
+REASON_LABELLED = "labelled"
+#: Info keys an oracle sets on a label that describe how it was obtained (kept in the cache).
+LABEL_OUTCOME_KEYS = ("label_attempts", "label_history", "label_recovery")
 
 
 def cache_path(cache_dir: str | os.PathLike[str], settings_hash: str, uid: str) -> Path:
@@ -38,7 +42,9 @@ def _from_cache(candidate: Atoms, path: Path) -> Atoms | None:
     labelled = cached[0]
     if structure_uid(labelled) != candidate.info["uid"]:
         return None
-    labelled.info = dict(candidate.info)
+    # how the label was obtained (attempts, recovery history) stays with it; the rest is the candidate's
+    outcome = {key: labelled.info[key] for key in LABEL_OUTCOME_KEYS if key in labelled.info}
+    labelled.info = {**candidate.info, **outcome}
     # per-atom metadata (force_weight, gamma, ...) is the candidate's, not the cached copy's
     for name in set(labelled.arrays) - {"numbers", "positions"}:
         del labelled.arrays[name]
@@ -63,11 +69,10 @@ def label_candidate(
     if cached_file is not None and cached_file.exists():
         cached = _from_cache(candidate, cached_file)
         if cached is not None:
-            # Never an empty reason: ASE's extxyz writer stores "" bare, garbling the next key.
+            # The outcome of the run that made the label; only from_cache tells the two apart.
             cached.info.update(
                 label_status=STATUS_OK,
-                label_reason="cached",
-                label_attempts=0,
+                label_reason=REASON_LABELLED,
                 oracle=oracle.name,
                 oracle_settings=settings,
                 from_cache=True,
@@ -90,7 +95,7 @@ def label_candidate(
         return failed
     labelled.info.update(
         label_status=STATUS_OK,
-        label_reason="labelled",
+        label_reason=REASON_LABELLED,
         oracle=oracle.name,
         oracle_settings=settings,
         from_cache=False,
