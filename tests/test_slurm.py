@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import slurm_cluster
@@ -57,8 +58,9 @@ def assert_same_labels(mine: Path, theirs: Path) -> None:
     for a, b in zip(ours, others, strict=True):
         assert a.get_potential_energy() == b.get_potential_energy()
         assert (a.get_forces() == b.get_forces()).all() and (a.positions == b.positions).all()
-        assert {k: v for k, v in a.info.items() if k != "from_cache"} == {
-            k: v for k, v in b.info.items() if k != "from_cache"
+        # info holds arrays (sqs_pair_deviation_by_shell): compare them as lists
+        assert {k: np.asarray(v).tolist() for k, v in a.info.items() if k != "from_cache"} == {
+            k: np.asarray(v).tolist() for k, v in b.info.items() if k != "from_cache"
         }
     strip = lambda path: [  # noqa: E731
         {k: v for k, v in entry.items() if k != "from_cache"}
