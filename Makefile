@@ -14,9 +14,9 @@ export PATH := $(BIN):$(PATH)
 # Debian packages the tests and local runs use (Slurm for the scale-out test).
 APT_PACKAGES := slurm-wlm munge
 
-.PHONY: setup system plugin run dry-run status report test lint clean-results
+.PHONY: setup system setup-qe plugin run dry-run status report test lint clean-results
 
-setup: system $(STAMP) plugin
+setup: system setup-qe $(STAMP) plugin
 
 # Installs only what is missing; without root it says what to install instead.
 system:
@@ -26,6 +26,18 @@ system:
 	if [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; fi
+
+# Quantum ESPRESSO (pw.x, Debian's PBE pseudos, a faster BLAS) for the qe oracle. Skipped when
+# pw.x is already on PATH (a cluster module, an earlier set-up); needs root for apt-get.
+QE_PACKAGES := quantum-espresso quantum-espresso-data libopenblas0-serial
+setup-qe:
+	@if command -v pw.x >/dev/null 2>&1; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(QE_PACKAGES); \
+	else \
+		echo "warning: pw.x not found; install Quantum ESPRESSO (Debian: $(QE_PACKAGES)) for the qe oracle" >&2; \
+	fi
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -73,6 +73,29 @@ def get_final_inputs(wildcards):
     }
 
 
+def get_oracle_result_settings():
+    """The oracle settings that change labels; execution keys (pw.x command, cores,
+    walltime) are left out, so editing them reruns no label job."""
+    from mlip_autopipe.dft import result_config
+
+    return canonical(result_config(config["oracle"]))
+
+
+def get_label_cores():
+    """Cores of one label job: oracle.qe.cores for pw.x, one for EMT."""
+    if config["oracle"]["kind"] == "qe":
+        return config["oracle"]["qe"]["cores"]
+    return 1
+
+
+def get_label_runtime_minutes():
+    """Slurm runtime of one label job: every rung of the recovery ladder at full walltime."""
+    if config["oracle"]["kind"] == "qe":
+        qe = config["oracle"]["qe"]
+        return int(qe["walltime_s"] * (1 + len(qe["recovery"])) / 60) + 5
+    return 10
+
+
 def get_report_inputs(wildcards):
     """Per-generation outputs of every generation up to the final one."""
     generations = range(get_final_generation() + 1)

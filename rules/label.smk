@@ -1,4 +1,5 @@
-# Stage 2: one oracle job per candidate structure (scatter through a checkpoint), then gather.
+# Stage 2: one oracle job (EMT, or pw.x with its recovery ladder) per candidate structure
+# (scatter through a checkpoint), then gather labels and the ledger of every outcome.
 
 
 checkpoint split_candidates:
@@ -20,13 +21,15 @@ rule label:
     output:
         "results/gen_{gen}/label/{uid}.extxyz",
     params:
-        oracle=canonical(config["oracle"]),
+        oracle=get_oracle_result_settings(),
         cache_dir="results/label_cache",
     log:
         "logs/gen_{gen}/label/{uid}.log",
-    threads: 1
+    threads: get_label_cores()
+    resources:
+        runtime=get_label_runtime_minutes(),
     conda:
-        "../envs/base.yaml"
+        "../envs/qe.yaml"
     script:
         "../scripts/label.py"
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from common import start
 
 log = start(snakemake)
@@ -7,13 +9,21 @@ from mlip_autopipe.labelling import label_candidate  # noqa: E402
 from mlip_autopipe.oracles import make_oracle  # noqa: E402
 
 (candidate,) = read_structures(snakemake.input[0])
-oracle = make_oracle(snakemake.params.oracle)
+# The oracle comes from the full config section: params.oracle leaves out the execution keys
+# (pw.x command, walltime) so that editing them reruns nothing; cores are the rule's threads.
+oracle = make_oracle(
+    snakemake.config["oracle"],
+    snakemake.config["elements"],
+    cores=snakemake.threads,
+    work_dir=Path(snakemake.log[0]).with_suffix(".pw"),
+)
 labelled = label_candidate(candidate, oracle, cache_dir=snakemake.params.cache_dir)
 log.info(
-    "%s: %s %s (cache: %s)",
+    "%s: %s %s (cache: %s, attempts: %s)",
     candidate.info["uid"],
     labelled.info["label_status"],
     labelled.info["label_reason"],
     labelled.info["from_cache"],
+    labelled.info.get("label_attempts", 1),
 )
 write_structures(snakemake.output[0], labelled)

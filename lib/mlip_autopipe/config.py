@@ -108,6 +108,11 @@ def check_config(config: Mapping[str, Any]) -> None:
     _check_user_files(structures, elements)
 
     oracle = config["oracle"]
+    if oracle["kind"] == "qe":
+        # Pseudopotentials found and read, cutoffs resolved, pw.x on PATH: before any job.
+        from mlip_autopipe.dft import resolve_settings
+
+        resolve_settings(oracle.get("qe") or {}, elements)
     if oracle["kind"] == "emt":
         missing = [element for element in elements if element not in EMT_ELEMENTS]
         if missing:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class MlipAutopipeError(Exception):
     """Base class of every error this library raises on purpose."""
@@ -21,7 +24,18 @@ class StructureError(MlipAutopipeError):
 
 
 class LabellingError(MlipAutopipeError):
-    """An oracle (EMT, DFT, ...) could not label a structure."""
+    """An oracle (EMT, DFT, ...) could not label a structure.
+
+    ``category`` classifies the failure for the ledger (``scf_not_converged``, ``walltime``,
+    ``crash``, ...); ``history`` lists the attempts made, oldest first.
+    """
+
+    def __init__(
+        self, message: str, *, category: str = "failed", history: Sequence[Mapping[str, Any]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.category = category
+        self.history = [dict(attempt) for attempt in history]
 
 
 class FitError(MlipAutopipeError):

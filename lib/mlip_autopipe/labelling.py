@@ -1,11 +1,13 @@
 """Labelling one candidate with an oracle, a label cache, and the per-generation ledger.
 
 Every candidate yields exactly one output structure whose ``info`` says how labelling went
-(``label_status`` ok|failed, ``label_reason``), so nothing is ever silently dropped.
+(``label_status`` ok|failed, ``label_reason``, ``label_failure`` category, ``label_attempts``
+oracle runs, ``label_history`` JSON list of attempts), so nothing is ever silently dropped.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +21,10 @@ from mlip_autopipe.oracles import Oracle
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+#: Never an empty reason: ASE's extxyz writer stores "" bare, which garbles the next key.
+REASON_LABELLED = "labelled"
+#: Info keys an oracle sets on a label that describe how it was obtained (kept in the cache).
+LABEL_OUTCOME_KEYS = ("label_attempts", "label_history", "label_recovery")
 
 
 def cache_path(cache_dir: str | os.PathLike[str], settings_hash: str, uid: str) -> Path:
@@ -36,7 +42,9 @@ def _from_cache(candidate: Atoms, path: Path) -> Atoms | None:
     labelled = cached[0]
     if structure_uid(labelled) != candidate.info["uid"]:
         return None
-    labelled.info = dict(candidate.info)
+    # how the label was obtained (attempts, recovery history) stays with it; the rest is the candidate's
+    outcome = {key: labelled.info[key] for key in LABEL_OUTCOME_KEYS if key in labelled.info}
+    labelled.info = {**candidate.info, **outcome}
     # per-atom metadata (force_weight, gamma, ...) is the candidate's, not the cached copy's
     for name in set(labelled.arrays) - {"numbers", "positions"}:
         del labelled.arrays[name]
@@ -61,9 +69,10 @@ def label_candidate(
     if cached_file is not None and cached_file.exists():
         cached = _from_cache(candidate, cached_file)
         if cached is not None:
+            # The outcome of the run that made the label; only from_cache tells the two apart.
             cached.info.update(
                 label_status=STATUS_OK,
-                label_reason="",
+                label_reason=REASON_LABELLED,
                 oracle=oracle.name,
                 oracle_settings=settings,
                 from_cache=True,
@@ -76,6 +85,9 @@ def label_candidate(
         failed.info.update(
             label_status=STATUS_FAILED,
             label_reason=str(error),
+            label_failure=error.category,
+            label_attempts=max(1, len(error.history)),
+            label_history=json.dumps(error.history),
             oracle=oracle.name,
             oracle_settings=settings,
             from_cache=False,
@@ -83,7 +95,7 @@ def label_candidate(
         return failed
     labelled.info.update(
         label_status=STATUS_OK,
-        label_reason="",
+        label_reason=REASON_LABELLED,
         oracle=oracle.name,
         oracle_settings=settings,
         from_cache=False,
@@ -102,11 +114,21 @@ def ledger_entry(atoms: Atoms) -> dict[str, Any]:
         "parent_uid": info.get("parent_uid"),
         "status": info.get("label_status", STATUS_FAILED),
         "reason": info.get("label_reason", "no label status recorded"),
+        "failure": info.get("label_failure") if info.get("label_status") != STATUS_OK else None,
         "attempts": int(info.get("label_attempts", 1)),
+        "history": _history(info),
         "oracle": info.get("oracle"),
         "from_cache": bool(info.get("from_cache", False)),
         "n_atoms": len(atoms),
     }
+
+
+def _history(info: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        history = json.loads(str(info.get("label_history") or "[]"))
+    except json.JSONDecodeError:
+        return []
+    return history if isinstance(history, list) else []
 
 
 def gather_labels(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Atoms], list[dict[str, Any]]]:

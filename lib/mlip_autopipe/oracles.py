@@ -1,4 +1,4 @@
-"""Oracles: the reference methods that label structures (EMT now; DFT joins later).
+"""Oracles: the reference methods that label structures (EMT; Quantum ESPRESSO in :mod:`dft`).
 
 An oracle has a ``name``, a ``settings_hash`` (what a cached label is keyed by, with the
 structure uid) and ``label(atoms) -> Atoms`` returning a labelled copy or raising
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -65,9 +66,23 @@ class EMTOracle:
         return attach_labels(atoms, energy=energy, forces=forces, stress=stress)
 
 
-def make_oracle(oracle_config: Mapping[str, Any]) -> Oracle:
-    """Build the oracle named by ``oracle.kind``."""
+def make_oracle(
+    oracle_config: Mapping[str, Any],
+    elements: Sequence[str] = (),
+    *,
+    cores: int | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+) -> Oracle:
+    """Build the oracle named by ``oracle.kind``.
+
+    ``elements`` (the run's elements) and ``cores``/``work_dir`` (where and on how many
+    cores pw.x runs) matter only for ``qe``.
+    """
     kind = oracle_config["kind"]
     if kind == "emt":
         return EMTOracle()
+    if kind == "qe":
+        from mlip_autopipe.dft import make_qe_oracle
+
+        return make_qe_oracle(oracle_config, elements, cores=cores, work_dir=work_dir)
     raise ConfigError("oracle.kind", f"unknown oracle '{kind}'")

@@ -1,0 +1,229 @@
+"""Quantum ESPRESSO oracle: settings and cache key, real pw.x labels, SCF recovery, the ledger.
+
+Every pw.x run here is tiny (2-atom cells, 20 Ry, one to a few k-points: about a second each).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.espresso import Espresso, EspressoProfile
+from ase.io.espresso import kspacing_to_grid
+
+from mlip_autopipe.config import check_config, validate_schema
+from mlip_autopipe.data import read_structures, tag_structure, write_structures
+from mlip_autopipe.dft import kpoint_grid, pw_inputs, resolve_settings
+from mlip_autopipe.errors import ConfigError
+from mlip_autopipe.labelling import gather_labels, label_candidate
+from mlip_autopipe.oracles import make_oracle
+
+#: Cheap settings for real pw.x runs on 2-atom cells.
+TINY_QE: dict[str, Any] = {"ecutwfc": 20.0, "ecutrho": 80.0, "kspacing": 0.6}
+
+
+def qe_config(
+    schema: dict[str, Any], elements: list[str], lattice: str = "diamond", **qe: Any
+) -> dict[str, Any]:
+    """A validated config with the qe oracle (schema defaults filled in)."""
+    config: dict[str, Any] = {
+        "elements": elements,
+        "structures": {"lattice": lattice, "compositions": [{elements[0]: 1.0}]},
+        "oracle": {"kind": "qe", "qe": qe},
+    }
+    validate_schema(config, copy.deepcopy(schema))
+    check_config(config)
+    return config
+
+
+@pytest.fixture
+def sige_pair() -> Atoms:
+    """A rattled 2-atom Si-Ge diamond cell (forces and stress non-zero)."""
+    atoms = bulk("Si", "diamond", a=5.55)
+    atoms.set_chemical_symbols(["Si", "Ge"])
+    atoms.positions += np.random.default_rng(3).normal(scale=0.05, size=atoms.positions.shape)
+    return tag_structure(atoms, generation=0, origin="rattle")
+
+
+def test_kpoint_grid_counts_the_two_pi_that_ase_kspacing_leaves_out() -> None:
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    spacing = 0.25
+    expected = math.ceil(2 * math.pi / 5.43 / spacing)
+    assert kpoint_grid(atoms, spacing) == (expected,) * 3
+    assert tuple(kspacing_to_grid(atoms, spacing)) != (expected,) * 3
+    slab = atoms.copy()
+    slab.pbc = (True, True, False)
+    assert kpoint_grid(slab, spacing)[2] == 1
+    # a longer cell vector needs fewer k-points along it
+    assert kpoint_grid(atoms.repeat((2, 1, 1)), spacing)[0] < expected
+
+
+def test_default_cutoffs_are_the_maximum_over_the_pseudo_headers(schema: dict[str, Any]) -> None:
+    config = qe_config(schema, ["Si", "Ge"])
+    settings = resolve_settings(config["oracle"]["qe"], config["elements"])
+    si, ge = settings.pseudopotentials["Si"], settings.pseudopotentials["Ge"]
+    assert si.suggested_ecutwfc is not None and ge.suggested_ecutwfc is not None
+    assert settings.ecutwfc == max(si.suggested_ecutwfc, ge.suggested_ecutwfc)
+    assert settings.ecutrho >= 4 * settings.ecutwfc
+    table = qe_config(schema, ["Si", "Ge"], element_cutoffs={"Ge": {"ecutwfc": 60, "ecutrho": 480}})
+    assert resolve_settings(table["oracle"]["qe"], ["Si", "Ge"]).ecutwfc == 60
+
+
+def test_settings_hash_follows_results_not_execution(schema: dict[str, Any], tmp_path: Path) -> None:
+    def settings_hash(**qe: Any) -> str:
+        config = qe_config(schema, ["Si"], **{**TINY_QE, **qe})
+        return make_oracle(config["oracle"], ["Si"]).settings_hash()
+
+    base = settings_hash()
+    # execution details and where the pseudo lives do not change results
+    pseudo = resolve_settings(qe_config(schema, ["Si"])["oracle"]["qe"], ["Si"]).pseudopotentials["Si"]
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    shutil.copy(pseudo.path, copied / pseudo.path.name)
+    assert settings_hash(command="mpirun -np {cores} pw.x", cores=2, walltime_s=5) == base
+    assert settings_hash(pseudo_dir=str(copied)) == base
+    # physics does, pseudo file contents included
+    assert settings_hash(ecutwfc=18.0) != base
+    assert settings_hash(kspacing=0.3) != base
+    assert settings_hash(degauss=0.02) != base
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    (edited / pseudo.path.name).write_bytes(pseudo.path.read_bytes() + b"\n<!-- edited -->\n")
+    assert settings_hash(pseudo_dir=str(edited)) != base
+
+
+@pytest.mark.parametrize(
+    ("elements", "qe", "key", "words"),
+    [
+        (
+            ["Si"],
+            {"pseudopotentials": {"Si": "Si.missing.UPF"}},
+            "oracle.qe.pseudopotentials.Si",
+            "not found",
+        ),
+        (["Si", "Xe"], {}, "oracle.qe.pseudopotentials.Xe", "no default pseudopotential"),
+        (["Si"], {"pseudopotentials": {"Qq": "Qq.UPF"}}, "oracle.qe.pseudopotentials.Qq", "not a chemical"),
+        (["Si"], {"ecutwfc": 0}, "oracle.qe.ecutwfc", "less than or equal to the minimum"),
+        (["Si"], {"ecutwfc": -30}, "oracle.qe.ecutwfc", "less than or equal to the minimum"),
+        (["Si"], {"ecutwfc": 30, "ecutrho": 60}, "oracle.qe.ecutrho", "at least 4 x ecutwfc"),
+        (
+            ["Si"],
+            {"element_cutoffs": {"Si": {"ecutwfc": -1}}},
+            "oracle.qe.element_cutoffs.Si.ecutwfc",
+            "positive",
+        ),
+        (["Si"], {"kspacing": 0}, "oracle.qe.kspacing", "less than or equal to the minimum"),
+        (["Si"], {"command": "no-such-pw.x -nk 2"}, "oracle.qe.command", "not found on PATH"),
+        (["Si"], {"pseudo_dir": "/no/such/folder"}, "oracle.qe.pseudo_dir", "not a directory"),
+    ],
+)
+def test_bad_qe_settings_are_config_errors_naming_the_key(
+    schema: dict[str, Any], elements: list[str], qe: dict[str, Any], key: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        qe_config(schema, elements, **qe)
+    assert raised.value.key == key
+    assert words in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_command_failure_is_a_ledgered_crash_not_an_exception(
+    schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
+) -> None:
+    config = qe_config(schema, ["Si", "Ge"], command=["false"], **TINY_QE)
+    failed = label_candidate(sige_pair, make_oracle(config["oracle"], ["Si", "Ge"]))
+    assert failed.info["label_status"] == "failed" and failed.info["label_failure"] == "crash"
+    assert "exit code 1" in failed.info["label_reason"]
+    assert failed.info["label_attempts"] == 1  # a crash is not retried
+
+
+@pytest.mark.slow
+def test_pw_labels_equal_a_direct_ase_espresso_run(
+    schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
+) -> None:
+    config = qe_config(schema, ["Si", "Ge"], kspacing=0.5, ecutwfc=20.0, ecutrho=80.0)
+    oracle = make_oracle(config["oracle"], ["Si", "Ge"], work_dir=tmp_path / "project")
+    labelled = oracle.label(sige_pair)
+
+    settings = resolve_settings(config["oracle"]["qe"], ["Si", "Ge"])
+    inputs = pw_inputs(sige_pair, settings)
+    direct = inputs.atoms
+    direct.calc = Espresso(
+        profile=EspressoProfile(command="pw.x", pseudo_dir=settings.pseudo_dir),
+        directory=tmp_path / "direct",
+        input_data=inputs.input_data,
+        pseudopotentials=inputs.pseudopotentials,
+        kpts=inputs.kpts,
+    )
+    assert labelled.get_potential_energy() == pytest.approx(direct.get_potential_energy(), abs=1e-6)
+    np.testing.assert_allclose(labelled.get_forces(), direct.get_forces(), atol=1e-5)
+    np.testing.assert_allclose(labelled.get_stress(), direct.get_stress(), atol=1e-7)
+    assert np.abs(labelled.get_forces()).max() > 1e-2 and np.abs(labelled.get_stress()).max() > 1e-4
+    text = " ".join((tmp_path / "project/attempt_1/espresso.pwi").read_text().lower().split())
+    for flag in ("tprnfor = .true.", "tstress = .true.", "disk_io = 'none'", "occupations = 'smearing'"):
+        assert flag in text
+
+
+@pytest.mark.slow
+def test_spin_polarised_for_magnetic_elements_with_moments_from_magn(
+    schema: dict[str, Any], tmp_path: Path
+) -> None:
+    iron = tag_structure(bulk("Fe", "bcc", a=2.83), generation=0, origin="alloy")
+    config = qe_config(schema, ["Fe"], "bcc", ecutwfc=20.0, ecutrho=160.0, kspacing=0.8)
+    labelled = make_oracle(config["oracle"], ["Fe"], work_dir=tmp_path).label(iron)
+    text = (tmp_path / "attempt_1/espresso.pwi").read_text()
+    assert "nspin" in text and "starting_magnetization(1)" in text
+    # bcc Fe is ferromagnetic, about 2.2 Bohr magnetons per atom in PBE
+    assert 1.5 < labelled.calc.results["magmoms"][0] < 3.0
+    assert 1.5 < labelled.calc.results["magmom"] < 3.0
+    write_structures(tmp_path / "fe.extxyz", labelled)
+    (back,) = read_structures(tmp_path / "fe.extxyz")
+    np.testing.assert_allclose(back.get_magnetic_moments(), labelled.calc.results["magmoms"])
+
+
+@pytest.mark.slow
+def test_scf_failure_is_recovered_by_the_ladder_and_ledgered(
+    schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
+) -> None:
+    ladder = [{"mixing_beta": 0.3}, {"electron_maxstep": 100}]
+    config = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder, **TINY_QE)
+    recovered = label_candidate(sige_pair.copy(), make_oracle(config["oracle"], ["Si", "Ge"]))
+    assert recovered.info["label_status"] == "ok" and recovered.info["label_attempts"] == 3
+
+    hopeless = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder[:1], **TINY_QE)
+    moved = sige_pair.copy()
+    moved.positions[0] += 0.05
+    failed = label_candidate(
+        tag_structure(moved, generation=0, origin="rattle"), make_oracle(hopeless["oracle"], ["Si", "Ge"])
+    )
+    assert failed.info["label_status"] == "failed"
+
+    write_structures(tmp_path / "label/a.extxyz", recovered)
+    write_structures(tmp_path / "label/b.extxyz", failed)
+    labelled, ledger = gather_labels(sorted((tmp_path / "label").glob("*.extxyz")))
+    assert [a.info["uid"] for a in labelled] == [recovered.info["uid"]]
+    rows = {row["uid"]: row for row in ledger}
+    good, bad = rows[recovered.info["uid"]], rows[failed.info["uid"]]
+    assert [step["status"] for step in good["history"]] == ["scf_not_converged", "scf_not_converged", "ok"]
+    assert [step["changes"] for step in good["history"]] == [{}, *ladder]
+    assert good["attempts"] == 3 and good["status"] == "ok" and good["failure"] is None
+    assert bad["status"] == "failed" and bad["failure"] == "scf_not_converged" and bad["attempts"] == 2
+    assert "recovery ladder exhausted" in bad["reason"]
+    json.dumps(ledger)  # the ledger is plain JSON
+
+
+@pytest.mark.slow
+def test_walltime_is_classified_and_not_retried(schema: dict[str, Any], tmp_path: Path) -> None:
+    big = bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 1, 1))
+    big = tag_structure(big, generation=0, origin="alloy")
+    config = qe_config(schema, ["Si"], walltime_s=0.5, ecutwfc=30.0, kspacing=0.2)
+    failed = label_candidate(big, make_oracle(config["oracle"], ["Si"], work_dir=tmp_path))
+    assert failed.info["label_failure"] == "walltime" and failed.info["label_attempts"] == 1
+    assert "walltime of 0.5 s" in failed.info["label_reason"]
