@@ -43,11 +43,33 @@ def cuni_cell() -> Atoms:
     return atoms
 
 
+#: A small linear ACE basis (cutoff 5 A) that fits in seconds.
+SMALL_FIT_SETTINGS = {
+    "cutoff": 5.0,
+    "functions_per_element": 30,
+    "nradmax_by_orders": [10, 3, 2],
+    "lmax_by_orders": [0, 2, 1],
+    "ridge_alpha": 1e-6,
+    "energy_weight": 30.0,
+}
+
+
+def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Path]:
+    """Fit SMALL_FIT_SETTINGS on labelled Cu-Ni ``data``; potential.yaml/.yace and active set."""
+    from mlip_autopipe import fit
+
+    references = fit.reference_energies(data, ["Cu", "Ni"])
+    basis = fit.fit_linear(data, ["Cu", "Ni"], SMALL_FIT_SETTINGS, references)
+    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
+    fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
+    asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
+    return {"yaml": folder / "p.yaml", "yace": folder / "p.yace", "asi": Path(asi)}
+
+
 @pytest.fixture(scope="session")
 def small_potential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A linear ACE potential (cutoff 5 A) with its active set, fitted in seconds on a few EMT
     Cu-Ni cells: small data, so MD leaves its training domain quickly (gamma rises)."""
-    from mlip_autopipe import fit
     from mlip_autopipe.labelling import label_candidate
     from mlip_autopipe.oracles import EMTOracle
     from mlip_autopipe.structures import build_pool
@@ -63,18 +85,6 @@ def small_potential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     pool = build_pool(structures, seed=5)
     data = [label_candidate(atoms, EMTOracle()) for atoms in pool]
-    settings = {
-        "cutoff": 5.0,
-        "functions_per_element": 30,
-        "nradmax_by_orders": [10, 3, 2],
-        "lmax_by_orders": [0, 2, 1],
-        "ridge_alpha": 1e-6,
-        "energy_weight": 30.0,
-    }
-    folder = tmp_path_factory.mktemp("small_potential")
-    references = fit.reference_energies(data, ["Cu", "Ni"])
-    basis = fit.fit_linear(data, ["Cu", "Ni"], settings, references)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
-    fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
-    asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
-    return {"pool": pool, "yaml": folder / "p.yaml", "asi": asi, "cutoff": settings["cutoff"]}
+    folder = tmp_path_factory.mktemp("small potential")  # a space in the path on purpose
+    files = fit_small_potential(data, folder)
+    return {"pool": pool, **files, "cutoff": SMALL_FIT_SETTINGS["cutoff"]}

@@ -12,6 +12,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
+from conftest import SMALL_FIT_SETTINGS
 from mlip_autopipe.config import check_config, densest_lattice_constant
 from mlip_autopipe.data import read_structures, tag_structure, write_structures
 from mlip_autopipe.embed import (
@@ -250,17 +251,11 @@ def test_buffer_atoms_stay_out_of_the_active_set(
     (candidate,), _ = embed_selection([_with_core(frame, core_atoms(frame)[0])], SETTINGS, generation=1)
     pool = [label_candidate(atoms, EMTOracle()) for atoms in small_potential["pool"]]
     data = [*pool, label_candidate(candidate, EMTOracle())]
-    settings = {
-        "cutoff": 5.0,
-        "functions_per_element": 30,
-        "nradmax_by_orders": [10, 3, 2],
-        "lmax_by_orders": [0, 2, 1],
-        "ridge_alpha": 1e-6,
-        "energy_weight": 30.0,
-    }
     references = fit.reference_energies(data, ["Cu", "Ni"])
     fit.save_potential(
-        fit.fit_linear(data, ["Cu", "Ni"], settings, references), tmp_path / "p.yaml", tmp_path / "p.yace"
+        fit.fit_linear(data, ["Cu", "Ni"], SMALL_FIT_SETTINGS, references),
+        tmp_path / "p.yaml",
+        tmp_path / "p.yace",
     )
     # without weight-0 atoms: the pace_activeset tool itself; the Python path is the same algorithm
     fit.to_dataframe(pool, references).to_pickle(tmp_path / "pool.pckl.gzip", compression="gzip")

@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from mlip_autopipe import fit
 from mlip_autopipe.data import tag_structure
 from mlip_autopipe.explore import choose_starts, explore_ase, load_calculator, run_langevin
-from mlip_autopipe.labelling import label_candidate
 from mlip_autopipe.loop import decide
-from mlip_autopipe.oracles import EMTOracle
 from mlip_autopipe.select import select_by_gamma
-from mlip_autopipe.structures import build_pool
 
 EXPLORE = {
     "engine": "ase",
@@ -30,35 +26,10 @@ EXPLORE = {
 }
 
 
-@pytest.fixture(scope="module")
-def potential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A deliberately small-data potential, so MD leaves its training domain quickly."""
-    structures = {
-        "lattice": "fcc",
-        "lattice_constant": None,
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}],
-        "cells_per_composition": 2,
-        "strains": [-0.02],
-        "rattle_amplitudes": [0.05],
-    }
-    pool = build_pool(structures, seed=5)
-    data = [label_candidate(atoms, EMTOracle()) for atoms in pool]
-    settings = {
-        "cutoff": 5.0,
-        "functions_per_element": 30,
-        "nradmax_by_orders": [10, 3, 2],
-        "lmax_by_orders": [0, 2, 1],
-        "ridge_alpha": 1e-6,
-        "energy_weight": 30.0,
-    }
-    folder = tmp_path_factory.mktemp("explore")
-    references = fit.reference_energies(data, ["Cu", "Ni"])
-    basis = fit.fit_linear(data, ["Cu", "Ni"], settings, references)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
-    fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
-    asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
-    return {"pool": pool, "yaml": folder / "p.yaml", "asi": asi}
+@pytest.fixture
+def potential(small_potential: dict[str, Any]) -> dict[str, Any]:
+    """The shared small-data potential: MD leaves its training domain quickly."""
+    return small_potential
 
 
 def test_run_halts_at_the_first_check_above_gamma_hi(potential: dict[str, Any]) -> None:

@@ -18,10 +18,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import write
 
-from mlip_autopipe import fit
 from mlip_autopipe.errors import ExplorationError
 from mlip_autopipe.explore import load_calculator, run_exploration
-from mlip_autopipe.labelling import label_candidate
 from mlip_autopipe.lammps import (
     built_plugin_dir,
     has_vacuum,
@@ -32,8 +30,6 @@ from mlip_autopipe.lammps import (
     write_deck,
     write_start,
 )
-from mlip_autopipe.oracles import EMTOracle
-from mlip_autopipe.structures import build_pool
 
 ELEMENTS = ["Cu", "Ni"]
 #: LAMMPS `metal` units: pressure (bar) x volume (A^3) / NKTV2P = energy (eV).
@@ -71,35 +67,10 @@ def plugin_dir() -> Path:
     return found
 
 
-@pytest.fixture(scope="module")
-def potential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A small-data Cu-Ni potential (yaml, yace, asi), so MD leaves its domain quickly."""
-    structures = {
-        "lattice": "fcc",
-        "lattice_constant": None,
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}],
-        "cells_per_composition": 2,
-        "strains": [-0.02],
-        "rattle_amplitudes": [0.05],
-    }
-    pool = build_pool(structures, seed=5)
-    data = [label_candidate(atoms, EMTOracle()) for atoms in pool]
-    settings = {
-        "cutoff": 5.0,
-        "functions_per_element": 30,
-        "nradmax_by_orders": [10, 3, 2],
-        "lmax_by_orders": [0, 2, 1],
-        "ridge_alpha": 1e-6,
-        "energy_weight": 30.0,
-    }
-    folder = tmp_path_factory.mktemp("lammps potential")  # a space on purpose
-    references = fit.reference_energies(data, ELEMENTS)
-    basis = fit.fit_linear(data, ELEMENTS, settings, references)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
-    fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
-    asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
-    return {"pool": pool, "yaml": folder / "p.yaml", "yace": folder / "p.yace", "asi": Path(asi)}
+@pytest.fixture
+def potential(small_potential: dict[str, Any]) -> dict[str, Any]:
+    """The shared small-data Cu-Ni potential (yaml, yace, asi), so MD leaves its domain quickly."""
+    return small_potential
 
 
 def random_alloy(seed: int, nickel_fraction: float, repeat: int = 3, shear: float = 0.0) -> Atoms:
