@@ -28,6 +28,7 @@ rule label:
     threads: get_label_cores()
     resources:
         runtime=get_label_runtime_minutes(),
+        mpi="mpirun",
     conda:
         "../envs/qe.yaml"
     script:

@@ -10,11 +10,13 @@ from mlip_autopipe.oracles import make_oracle  # noqa: E402
 
 (candidate,) = read_structures(snakemake.input[0])
 # The oracle comes from the full config section: params.oracle leaves out the execution keys
-# (pw.x command, walltime) so that editing them reruns nothing; cores are the rule's threads.
+# (pw.x command, walltime) so that editing them reruns nothing; cores are the rule's threads,
+# and `{mpi}` in the command is the rule's `mpi` resource (srun under the Slurm profile).
 oracle = make_oracle(
     snakemake.config["oracle"],
     snakemake.config["elements"],
     cores=snakemake.threads,
+    mpi=snakemake.resources.get("mpi"),
     work_dir=Path(snakemake.log[0]).with_suffix(".pw"),
 )
 labelled = label_candidate(candidate, oracle, cache_dir=snakemake.params.cache_dir)

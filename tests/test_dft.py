@@ -227,3 +227,14 @@ def test_walltime_is_classified_and_not_retried(schema: dict[str, Any], tmp_path
     failed = label_candidate(big, make_oracle(config["oracle"], ["Si"], work_dir=tmp_path))
     assert failed.info["label_failure"] == "walltime" and failed.info["label_attempts"] == 1
     assert "walltime of 0.5 s" in failed.info["label_reason"]
+
+
+def test_mpi_placeholder_becomes_the_rules_launcher() -> None:
+    from mlip_autopipe.dft import expand_mpi, pw_argv
+
+    command = ("{mpi}", "-n", "{cores}", "pw.x", "-nk", "{cores}")
+    assert expand_mpi(command, None)[0] == "mpirun"  # the local default
+    under_slurm = expand_mpi(command, "srun --mpi=pmix")
+    assert under_slurm[:2] == ("srun", "--mpi=pmix")
+    assert pw_argv(under_slurm, 4)[:5] == ["srun", "--mpi=pmix", "-n", "4", "pw.x"]
+    assert expand_mpi(("pw.x",), "srun") == ("pw.x",)  # no placeholder: nothing changes

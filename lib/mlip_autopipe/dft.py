@@ -161,6 +161,18 @@ def command_tokens(command: str | Sequence[str]) -> tuple[str, ...]:
     return tokens
 
 
+#: Stands for the MPI launcher in ``oracle.qe.command``: Snakemake's ``mpi`` resource of the
+#: label rule ("mpirun" locally; the Slurm profile sets "srun").
+MPI_PLACEHOLDER = "{mpi}"
+DEFAULT_MPI_LAUNCHER = "mpirun"
+
+
+def expand_mpi(tokens: Sequence[str], mpi: str | None) -> tuple[str, ...]:
+    """Replace a ``{mpi}`` token by the launcher's own arguments (e.g. ``srun`` or ``mpirun``)."""
+    launcher = shlex.split(mpi or DEFAULT_MPI_LAUNCHER)
+    return tuple(part for token in tokens for part in (launcher if token == MPI_PLACEHOLDER else [token]))
+
+
 def default_pseudo_dir() -> Path | None:
     """QE's own search path: $ESPRESSO_PSEUDO, <prefix of pw.x>/share/espresso/pseudo, ~/espresso/pseudo."""
     candidates = []
@@ -282,7 +294,7 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
         value = qe.get(key)
         if value is not None and value <= 0:
             raise ConfigError(f"oracle.qe.{key}", f"must be positive, not {value}")
-    tokens = command_tokens(qe.get("command", "pw.x"))
+    tokens = expand_mpi(command_tokens(qe.get("command", "pw.x")), qe.get("mpi"))
     if shutil.which(tokens[0]) is None:
         raise ConfigError("oracle.qe.command", f"program '{tokens[0]}' not found on PATH (run `make setup`)")
     if qe.get("pseudo_dir"):
@@ -650,10 +662,14 @@ def make_qe_oracle(
     elements: Sequence[str],
     *,
     cores: int | None = None,
+    mpi: str | None = None,
     work_dir: str | os.PathLike[str] | None = None,
 ) -> QEOracle:
-    """Build the pw.x oracle from the ``oracle`` config section; ``cores`` overrides ``qe.cores``."""
+    """Build the pw.x oracle from the ``oracle`` config section; ``cores`` overrides ``qe.cores``
+    and ``mpi`` is the launcher that ``{mpi}`` in the command stands for."""
     qe = dict(oracle_config.get("qe") or {})
     if cores is not None:
         qe["cores"] = cores
+    if mpi is not None:
+        qe["mpi"] = mpi
     return QEOracle(resolve_settings(qe, elements), work_dir=work_dir)

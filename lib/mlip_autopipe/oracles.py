@@ -71,12 +71,13 @@ def make_oracle(
     elements: Sequence[str] = (),
     *,
     cores: int | None = None,
+    mpi: str | None = None,
     work_dir: str | os.PathLike[str] | None = None,
 ) -> Oracle:
     """Build the oracle named by ``oracle.kind``.
 
-    ``elements`` (the run's elements) and ``cores``/``work_dir`` (where and on how many
-    cores pw.x runs) matter only for ``qe``.
+    ``elements`` (the run's elements) and ``cores``/``mpi``/``work_dir`` (where, with which
+    MPI launcher and on how many cores pw.x runs) matter only for ``qe``.
     """
     kind = oracle_config["kind"]
     if kind == "emt":
@@ -84,5 +85,5 @@ def make_oracle(
     if kind == "qe":
         from mlip_autopipe.dft import make_qe_oracle
 
-        return make_qe_oracle(oracle_config, elements, cores=cores, work_dir=work_dir)
+        return make_qe_oracle(oracle_config, elements, cores=cores, mpi=mpi, work_dir=work_dir)
     raise ConfigError("oracle.kind", f"unknown oracle '{kind}'")
