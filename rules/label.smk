@@ -28,7 +28,6 @@ rule label:
     threads: get_label_cores()
     resources:
         runtime=get_label_runtime_minutes(),
-        mpi="mpirun",
     conda:
         "../envs/qe.yaml"
     script:
