@@ -1,5 +1,6 @@
 # Validation of the final potential against the oracle (same settings): equation of state,
-# elastic constants, phonons, MD stability. Part of `all` when validation.enabled.
+# elastic constants, phonons, MD stability. Part of `all` when validation.enabled
+# (get_validation_targets in common.smk).
 
 
 rule validate:
@@ -44,9 +45,3 @@ rule validate:
     script:
         "../scripts/validate.py"
 
-
-def get_validation_targets():
-    """The validation outputs when validation.enabled, else nothing."""
-    if not config["validation"]["enabled"]:
-        return []
-    return rules.validate.output
