@@ -46,7 +46,7 @@ def large_frames(small_potential: dict[str, Any]) -> list[Atoms]:
     frames = []
     for repeat, seed in ((3, 1), (4, 2)):
         start = random_alloy({"Cu": 0.5, "Ni": 0.5}, "fcc", 3.565, [repeat] * 3, np.random.default_rng(seed))
-        tag_structure(start, generation=0, origin="alloy")
+        tag_structure(start, generation=0, origin="sqs")
         kept, _ = run_langevin(
             start, calculator, run=f"r{repeat}", temperature=1200, explore=MD, seed=seed, generation=0
         )

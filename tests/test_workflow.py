@@ -218,13 +218,14 @@ def test_status_reads_a_partial_run(finished_run: Path, tmp_path: Path) -> None:
     last = sorted((partial / "results").glob("gen_*"))[-1]
     for name in ("decision.json", "ledger.json", "labelled.extxyz"):
         (last / name).unlink()
-    label_files = sorted((last / "label").glob("*.extxyz"))
-    label_files[0].unlink()  # one structure still waiting for its oracle
+    candidates = sorted(path.stem for path in (last / "candidates").glob("*.extxyz"))
+    (last / "label" / f"{candidates[0]}.extxyz").unlink()  # one structure still waiting
+    (last / "label" / "0123456789abcdef.extxyz").write_text("")  # stale file of an older candidate
     statuses = run_status(partial)
     assert statuses[0].decision is not None and statuses[0].fitted
     assert statuses[-1].decision is None
-    assert statuses[-1].candidates == len(label_files) and statuses[-1].pending == 1
-    assert statuses[-1].labelled == len(label_files) - 1
+    assert statuses[-1].candidates == len(candidates) and statuses[-1].pending == 1
+    assert statuses[-1].labelled == len(candidates) - 1
     text = render(partial)
     assert "running" in text and "continue" in text
 

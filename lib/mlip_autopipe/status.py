@@ -42,9 +42,12 @@ def _read_json(path: Path) -> Any:
         return None  # absent, or being written right now
 
 
-def _label_outcomes(folder: Path) -> tuple[int, int]:
+def _label_outcomes(folder: Path, uids: set[str] | None) -> tuple[int, int]:
+    """Label files of the current candidates (a rerun may leave files of earlier ones)."""
     ok = failed = 0
     for path in folder.glob("*.extxyz"):
+        if uids is not None and path.stem not in uids:
+            continue
         try:
             atoms = next(iread(path))
         except Exception:  # a label file that cannot be read yet counts as pending
@@ -60,15 +63,15 @@ def generation_status(folder: Path) -> GenerationStatus:
     """Progress of ``results/gen_NNN`` from the files present now."""
     status = GenerationStatus(generation=int(folder.name.split("_")[1]))
     split = folder / "candidates"
-    if split.is_dir():
-        status.candidates = len(list(split.glob("*.extxyz")))
+    uids = {path.stem for path in split.glob("*.extxyz")} if split.is_dir() else None
+    status.candidates = None if uids is None else len(uids)
     ledger = _read_json(folder / "ledger.json")
     if isinstance(ledger, list):
         status.labelled = sum(entry["status"] == "ok" for entry in ledger)
         status.failed = len(ledger) - status.labelled
         status.candidates = status.candidates if status.candidates is not None else len(ledger)
     else:
-        status.labelled, status.failed = _label_outcomes(folder / "label")
+        status.labelled, status.failed = _label_outcomes(folder / "label", uids)
     metrics = _read_json(folder / "fit" / "metrics.json")
     if isinstance(metrics, dict):
         status.fitted, status.metrics = True, metrics

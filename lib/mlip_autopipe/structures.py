@@ -78,6 +78,21 @@ def lattice_template(
     return cell.repeat(tuple(int(n) for n in supercell))
 
 
+def random_alloy(
+    composition: Mapping[str, float],
+    lattice: str,
+    lattice_constant: float,
+    supercell: Sequence[int],
+    rng: np.random.Generator,
+) -> Atoms:
+    """The parent lattice with species shuffled at exact composition (no SQS search)."""
+    cell = lattice_template(lattice, lattice_constant, supercell)
+    counts = element_counts(composition, len(cell))
+    symbols = [element for element, count in counts.items() for _ in range(count)]
+    cell.set_chemical_symbols(list(rng.permutation(symbols)))
+    return cell
+
+
 def sqs_cells(
     composition: Mapping[str, float],
     structures: Mapping[str, Any],
