@@ -101,7 +101,9 @@ def test_default_materials_are_the_pure_elements_and_the_first_alloy(emt_config:
     from mlip_autopipe.structures import build_pool
 
     structures = dict(emt_config["structures"], cells_per_composition=1, sqs={"iterations": 1000})
-    pool = build_pool({**structures, "compositions": structures["compositions"][:1]}, seed=1)
+    pool = build_pool(
+        {**structures, "compositions": structures["compositions"][:1], "composition_step": None}, seed=1
+    )
     materials = validation.validation_materials(
         emt_config["elements"], structures, emt_config["validation"], pool, seed=1
     )
