@@ -58,6 +58,7 @@ include: "rules/select.smk"
 include: "rules/embed.smk"
 include: "rules/loop.smk"
 include: "rules/report.smk"
+include: "rules/validation.smk"
 
 
 rule all:
@@ -65,4 +66,5 @@ rule all:
         "results/final/potential.yace",
         "results/final/summary.json",
         rules.report_plots.output,
+        get_validation_targets(),
     default_target: True

@@ -107,3 +107,10 @@ def get_report_inputs(wildcards):
         "runs": [f"{gen_dir(g)}/explore/runs.json" for g in generations],
         "potential": "results/final/potential.yaml",
     }
+
+
+def get_validation_targets():
+    """The outputs of the validation of the final potential, when validation.enabled."""
+    if not config["validation"]["enabled"]:
+        return []
+    return rules.validate.output

@@ -20,15 +20,21 @@ from mlip_autopipe.structures import build_pool
 def pool_descriptors(request: pytest.FixtureRequest) -> np.ndarray:
     repo = Path(request.config.rootpath)
     config = load_config(repo / "config" / "emt.yaml", repo / "config" / "schema.yaml")
+    # the 60-structure pool of the preset's three alloy compositions (the measured ratios
+    # below are for it; the preset itself now adds pure elements and more strains)
+    config["structures"].update(composition_step=None, strains=[-0.03, 0.03])
     pool = build_pool(config["structures"], seed=7, elements=config["elements"])
-    return soap_descriptors(pool, config["elements"], config["structures"]["soap"])
+    assert len(pool) == 60
+    descriptors = soap_descriptors(pool, config["elements"], config["structures"]["soap"])
+    assert descriptors.shape[0] == len(pool)
+    return descriptors
 
 
 def test_soap_rows_are_unit_vectors_and_tell_structures_apart(pool_descriptors: np.ndarray) -> None:
-    assert pool_descriptors.shape[0] == 60
+    n_pool = pool_descriptors.shape[0]
     np.testing.assert_allclose(np.linalg.norm(pool_descriptors, axis=1), 1.0)
     distances = np.linalg.norm(pool_descriptors[:, None] - pool_descriptors[None], axis=2)
-    assert np.all(distances[np.triu_indices(60, k=1)] > 0)
+    assert np.all(distances[np.triu_indices(n_pool, k=1)] > 0)
 
 
 def nearest_neighbour_distances(descriptors: np.ndarray) -> np.ndarray:
@@ -44,7 +50,8 @@ def test_farthest_point_pick_is_more_diverse_than_random_picks(pool_descriptors:
     fps_score = mean_nearest_neighbour_distance(pool_descriptors[picked])
     assert fps_score == pytest.approx(nearest_neighbour_distances(pool_descriptors[picked]).mean())
     rng = np.random.default_rng(0)
-    random_picks = [pool_descriptors[rng.choice(60, size=size, replace=False)] for _ in range(100)]
+    n_pool = len(pool_descriptors)
+    random_picks = [pool_descriptors[rng.choice(n_pool, size=size, replace=False)] for _ in range(100)]
     random_scores = [mean_nearest_neighbour_distance(pick) for pick in random_picks]
     # measurably: the mean nearest-neighbour SOAP distance is nearly twice that of a random
     # pick on average, and the closest pair is farther apart than in any of 100 random picks

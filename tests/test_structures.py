@@ -29,6 +29,9 @@ def preset_pool(request: pytest.FixtureRequest) -> tuple[dict[str, Any], list[At
 
     repo = Path(request.config.rootpath)
     config = load_config(repo / "config" / "emt.yaml", repo / "config" / "schema.yaml")
+    # the preset's alloy compositions: a pure element (from its composition grid) has one
+    # decoration only, so no distinct SQS cells and no other cell for another seed
+    config["structures"]["composition_step"] = None
     return config, build_pool(config["structures"], seed=3, elements=config["elements"])
 
 

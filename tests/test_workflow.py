@@ -168,11 +168,56 @@ def test_report_html_contains_every_figure(finished_run: Path) -> None:
         "labelling_by_generation.png",
         "gamma_by_generation.png",
     }
+    validation_figures = sorted((finished_run / "results/validation").glob("*.png"))
+    assert {p.name for p in validation_figures} == {
+        "equation_of_state.png",
+        "elastic_constants.png",
+        "phonons.png",
+        "md_stability.png",
+    }
     result = snakemake(finished_run, "--report", "report.html")
     assert result.returncode == 0, result.stderr[-3000:]
     html = (finished_run / "report.html").read_text()
-    for figure in figures:
+    for figure in [*figures, *validation_figures]:
         assert figure.name in html
+    assert "Validation" in html
+
+
+def test_validation_of_the_final_potential_matches_the_oracle(finished_run: Path) -> None:
+    report = json.loads((finished_run / "results/validation/validation.json").read_text())
+    assert report["oracle"] == "emt"
+    materials = report["materials"]
+    assert list(materials) == ["Cu", "Ni", "Cu0.5Ni0.5"]  # the end members and the first alloy
+    for name, material in materials.items():
+        comparison = material["comparison"]
+        assert abs(comparison["a0"]["relative_error"]) < 0.005, (name, comparison["a0"])
+        if len(material["composition"]) == 1:  # the alloy: see the next test
+            assert abs(comparison["B0"]["relative_error"]) < 0.05, (name, comparison["B0"])
+        for method in ("potential", "oracle"):
+            elastic = material["methods"][method]["elastic"]
+            assert elastic["C11"] > elastic["C12"] > 0 and elastic["C44"] > 0, (name, method, elastic)
+    assert set(report["phonons"]) == {"Cu", "Ni"}
+    for name, phonons in report["phonons"].items():
+        assert set(phonons["methods"]) == {"potential", "oracle"}  # EMT is cheap: both
+        for method, bands in phonons["methods"].items():
+            assert bands["gamma_acoustic_max_abs"] < 0.1, (name, method)
+            assert bands["min_frequency"] > -0.1, (name, method)  # no imaginary branch
+    md = report["md"]
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    assert md["temperature_target"] == pytest.approx(1.2 * max(config["explore"]["temperatures"]))
+    assert md["stable"] and md["lost_atoms"] == 0 and md["steps_done"] == md["steps_requested"]
+    assert md["min_distance_observed"] > md["min_distance_threshold"]
+
+
+@pytest.mark.xfail(
+    reason="alloy B0 of the EMT preset measured at +4.6 % and +5.3 % in two runs (MD makes runs "
+    "differ slightly): within 5 % is not yet reliable; see the README's Validation section",
+    strict=False,
+)
+def test_validation_bulk_modulus_of_the_alloy_is_within_5_percent(finished_run: Path) -> None:
+    report = json.loads((finished_run / "results/validation/validation.json").read_text())
+    alloy = report["materials"]["Cu0.5Ni0.5"]["comparison"]["B0"]
+    assert abs(alloy["relative_error"]) < 0.05, alloy
 
 
 def test_status_reads_a_partial_run(finished_run: Path, tmp_path: Path) -> None:

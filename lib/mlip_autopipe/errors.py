@@ -52,3 +52,7 @@ class SelectionError(MlipAutopipeError):
 
 class EmbeddingError(MlipAutopipeError):
     """An atom's environment cannot be reproduced in a small periodic cell."""
+
+
+class ValidationError(MlipAutopipeError):
+    """The final potential (or the oracle) cannot be validated on a cell."""

@@ -1,0 +1,47 @@
+# Validation of the final potential against the oracle (same settings): equation of state,
+# elastic constants, phonons, MD stability. Part of `all` when validation.enabled
+# (get_validation_targets in common.smk).
+
+
+rule validate:
+    input:
+        yaml="results/final/potential.yaml",
+        asi="results/final/potential.asi",
+        pool="results/structures/pool.extxyz",
+    output:
+        json="results/validation/validation.json",
+        eos=report(
+            "results/validation/equation_of_state.png",
+            caption="../report/validation_eos.rst",
+            category="Validation",
+        ),
+        elastic=report(
+            "results/validation/elastic_constants.png",
+            caption="../report/validation_elastic.rst",
+            category="Validation",
+        ),
+        phonons=report(
+            "results/validation/phonons.png",
+            caption="../report/validation_phonons.rst",
+            category="Validation",
+        ),
+        md=report(
+            "results/validation/md_stability.png",
+            caption="../report/validation_md.rst",
+            category="Validation",
+        ),
+    params:
+        validation=canonical(config["validation"]),
+        oracle=canonical(config["oracle"]),
+        structures=canonical(config["structures"]),
+        explore=canonical(config["explore"]),
+        elements=config["elements"],
+        seed=config["seed"],
+    log:
+        "logs/validate.log",
+    threads: 1
+    conda:
+        "../envs/validation.yaml"
+    script:
+        "../scripts/validate.py"
+
