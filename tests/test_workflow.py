@@ -260,7 +260,7 @@ def test_linear_metrics_files_are_honest(finished_run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_nonlinear_fit_rule_writes_honest_metrics(tmp_path: Path) -> None:
+def test_nonlinear_fits_warm_start_and_write_honest_metrics(tmp_path: Path) -> None:
     config = yaml.safe_load(EMT_PRESET.read_text())
     config["fit"] = {
         "mode": "nonlinear",
@@ -268,14 +268,22 @@ def test_nonlinear_fit_rule_writes_honest_metrics(tmp_path: Path) -> None:
         "nradmax_by_orders": [6, 2],
         "lmax_by_orders": [0, 1],
         "maxiter": 30,
+        "warm_start_maxiter": 20,
     }
+    config["loop"]["max_generations"] = 2
     nonlinear = tmp_path / "nonlinear.yaml"
     nonlinear.write_text(yaml.safe_dump(config))
-    result = snakemake(tmp_path, "results/gen_000/fit/metrics.json", configfile=nonlinear)
+    result = snakemake(tmp_path, configfile=nonlinear)
     assert result.returncode == 0, result.stderr[-4000:]
-    metrics = assert_metrics_file_is_honest(tmp_path / "results/gen_000")
-    assert metrics["mode"] == "nonlinear"
-    assert metrics["optimizer"]["iterations"] == 30 and not metrics["optimizer"]["warm_start"]
-    assert metrics["optimizer"]["final_loss"] < metrics["optimizer"]["initial_loss"]
-    assert (tmp_path / "results/gen_000/fit/potential.asi").stat().st_size > 0
-    assert "inner_cutoff_type: zbl" in (tmp_path / "results/gen_000/fit/potential.yaml").read_text()
+    cold = assert_metrics_file_is_honest(tmp_path / "results/gen_000")
+    warm = assert_metrics_file_is_honest(tmp_path / "results/gen_001")
+    assert cold["mode"] == warm["mode"] == "nonlinear"
+    assert cold["optimizer"]["iterations"] == 30 and not cold["optimizer"]["warm_start"]
+    assert warm["optimizer"]["iterations"] == 20 and warm["optimizer"]["warm_start"]
+    # generation 1 keeps generation 0's reference energies and starts from its potential
+    assert warm["reference_energies_ev"] == cold["reference_energies_ev"]
+    assert warm["optimizer"]["initial_loss"] < 0.5 * cold["optimizer"]["initial_loss"]
+    for generation in ("gen_000", "gen_001"):
+        fit_dir = tmp_path / "results" / generation / "fit"
+        assert (fit_dir / "potential.asi").stat().st_size > 0
+        assert "inner_cutoff_type: zbl" in (fit_dir / "potential.yaml").read_text()
