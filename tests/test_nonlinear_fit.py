@@ -177,9 +177,9 @@ def test_warm_start_reaches_the_cold_loss_in_fewer_iterations(
     assert warm["history"][-1][1] < cold_final
 
 
-def test_pacemaker_failure_is_a_fit_error(data: dict[str, Any], tmp_path: Path) -> None:
+def test_missing_warm_start_potential_is_a_fit_error(data: dict[str, Any], tmp_path: Path) -> None:
     missing = tmp_path / "no_such_potential.yaml"
-    with pytest.raises(FitError, match="pacemaker failed"):
+    with pytest.raises(FitError, match="no_such_potential.yaml not found"):
         nonlinear_fit.fit_nonlinear(
             data["train"][:3], ELEMENTS, SETTINGS, data["references"], tmp_path, initial_potential=missing
         )

@@ -140,7 +140,7 @@ def fit_nonlinear(
     is read back with :func:`read_loss_history`.
 
     Raises:
-        FitError: when pacemaker fails or writes no potential.
+        FitError: when the warm-start potential is missing, or pacemaker fails or writes no potential.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -149,6 +149,8 @@ def fit_nonlinear(
     maxiter = fit["maxiter"] if initial_potential is None else fit["warm_start_maxiter"]
     start = None
     if initial_potential is not None:
+        if not Path(initial_potential).is_file():
+            raise FitError(f"warm start: previous potential {initial_potential} not found")
         start = "initial_potential.yaml"
         warm_start_potential(initial_potential, train, fit["repulsion"] == "auto", workdir / start)
     settings = pacemaker_input(elements, fit, dataset, maxiter, start)
