@@ -118,7 +118,6 @@ def quiet_thread_environment(threads: int) -> dict[str, str]:
             "OMP_NUM_THREADS": str(threads),
             "OPENBLAS_NUM_THREADS": str(threads),
             "MKL_NUM_THREADS": str(threads),
-            "CUDA_VISIBLE_DEVICES": "",  # CPU fit wherever it runs: results do not depend on a GPU
         }
     )
     return environment
