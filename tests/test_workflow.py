@@ -270,7 +270,9 @@ def test_nonlinear_fits_warm_start_and_write_honest_metrics(tmp_path: Path) -> N
         "maxiter": 30,
         "warm_start_maxiter": 20,
     }
-    config["loop"]["max_generations"] = 2
+    # a second generation whatever gen 0's MD finds: a low gamma_lo, no early convergence
+    config["loop"].update(max_generations=2, converged_fraction=0.0)
+    config["explore"].update(gamma_lo=1.05, steps=300)
     nonlinear = tmp_path / "nonlinear.yaml"
     nonlinear.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, configfile=nonlinear)
