@@ -17,7 +17,8 @@ rule fit:
         pacemaker_dir="results/gen_{gen}/fit/pacemaker",
     log:
         "logs/gen_{gen}/fit.log",
-    threads: config["fit"]["threads"]
+    # the linear fit is single-threaded (more BLAS threads only change its round-off)
+    threads: config["fit"]["threads"] if config["fit"]["mode"] == "nonlinear" else 1
     conda:
         "../envs/pacemaker.yaml"
     script:
