@@ -8,6 +8,7 @@ CORES ?= 2
 CONFIG ?= config/config.yaml
 RUN_DIR ?= .
 PYTEST_ARGS ?=
+TENSORPOTENTIAL := tensorpotential==0.6.2.1
 
 export PATH := $(BIN):$(PATH)
 
@@ -43,6 +44,8 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip 'setuptools>=77' wheel
 	$(BIN)/python -m pip install -q -r requirements.txt
+	# tensorpotential's declared dependencies pull CUDA wheels and a newer numpy: install it alone.
+	$(BIN)/python -m pip install -q --no-deps $(TENSORPOTENTIAL)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m pip check
 	touch $@

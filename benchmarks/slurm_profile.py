@@ -28,8 +28,16 @@ import slurm_cluster  # noqa: E402
 def snakemake(run_dir: Path, *args: str) -> tuple[float, int, str]:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(run_dir), "--configfile", str(REPO / "config" / "emt.yaml"), *args,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(run_dir),
+        "--configfile",
+        str(REPO / "config" / "emt.yaml"),
+        *args,
     ]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -43,8 +51,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "slurm_profile.json")
     args = parser.parse_args()
-    slurm = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-no-account",
-             "--resources", "cpus_per_task=2", "mem_mb=8000"]
+    slurm = [
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--slurm-no-account",
+        "--resources",
+        "cpus_per_task=2",
+        "mem_mb=8000",
+    ]
     variants = {
         "local (--cores 2)": ["--cores", "2"],
         "local Slurm, label jobs grouped by 16": slurm,
@@ -64,8 +78,10 @@ def main() -> None:
     for row in rows:
         row["ratio_to_local"] = round(row["wall_s"] / baseline, 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                                    "rows": rows}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}, indent=2)
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -50,6 +50,16 @@ def get_training_sets(wildcards):
     return [f"{gen_dir(g)}/labelled.extxyz" for g in range(int(wildcards.gen) + 1)]
 
 
+def get_warm_start_inputs(wildcards):
+    """Generation g-1's potential and metrics when generation g starts warm (nonlinear mode)."""
+    generation = int(wildcards.gen)
+    fit = config["fit"]
+    if generation == 0 or fit["mode"] != "nonlinear" or not fit["warm_start"]:
+        return []
+    previous = gen_dir(generation - 1)
+    return [f"{previous}/fit/potential.yaml", f"{previous}/fit/metrics.json"]
+
+
 def get_final_generation():
     """Walk the decide checkpoints until one says stop; returns that generation."""
     for generation in range(config["loop"]["max_generations"]):

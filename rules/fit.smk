@@ -3,7 +3,8 @@
 
 rule fit:
     input:
-        get_training_sets,
+        training=get_training_sets,
+        warm_start=get_warm_start_inputs,
     output:
         yaml="results/gen_{gen}/fit/potential.yaml",
         yace="results/gen_{gen}/fit/potential.yace",
@@ -13,9 +14,11 @@ rule fit:
     params:
         fit=canonical(config["fit"]),
         elements=config["elements"],
+        pacemaker_dir="results/gen_{gen}/fit/pacemaker",
     log:
         "logs/gen_{gen}/fit.log",
-    threads: 1
+    # the linear fit is single-threaded (more BLAS threads only change its round-off)
+    threads: config["fit"]["threads"] if config["fit"]["mode"] == "nonlinear" else 1
     conda:
         "../envs/pacemaker.yaml"
     script:

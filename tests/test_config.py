@@ -66,6 +66,10 @@ def test_every_schema_key_has_a_description_and_a_default(schema: dict[str, Any]
         ({"explore": {"temperatures": [-10]}}, "explore.temperatures.0", "less than or equal"),
         ({"fit": {"cutof": 4.0}}, "fit.cutof", "unknown key"),
         ({"fit": {"lmax_by_orders": [0, 1]}}, "fit.lmax_by_orders", "one entry per body order"),
+        ({"fit": {"mode": "quadratic"}}, "fit.mode", "is not one of"),
+        ({"fit": {"fs_parameters": [1, 1, 1]}}, "fit.fs_parameters", "even number"),
+        ({"fit": {"repulsion": "zbl"}}, "fit.repulsion", "is not valid"),
+        ({"fit": {"loss_kappa": 1.5}}, "fit.loss_kappa", "maximum"),
         ({"loop": {"max_generations": 0}}, "loop.max_generations", "less than the minimum"),
     ],
 )

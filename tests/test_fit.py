@@ -139,9 +139,9 @@ def test_bad_training_data_is_rejected_before_fitting(emt_data: list[Atoms]) -> 
         fit.check_training_set([broken], ["Cu", "Ni"])
 
 
-def test_pacemaker_tool_lookup_names_a_missing_tool() -> None:
+def testpacemaker_tool_lookup_names_a_missing_tool() -> None:
     with pytest.raises(FitError, match="no_such_pace_tool"):
-        fit._pacemaker_tool("no_such_pace_tool")
+        fit.pacemaker_tool("no_such_pace_tool")
 
 
 def test_active_set_failure_is_a_fit_error(tmp_path: Path, fitted: dict[str, Any]) -> None:
@@ -151,3 +151,52 @@ def test_active_set_failure_is_a_fit_error(tmp_path: Path, fitted: dict[str, Any
     target.write_text(fitted["yaml"].read_text())
     with pytest.raises(FitError, match="pace_activeset failed"):
         fit.compute_active_set(target, empty, tmp_path / "log")
+
+
+def test_training_set_without_any_weight_is_rejected(emt_data: list[Atoms]) -> None:
+    unweighted = [atoms.copy() for atoms in emt_data[:2]]
+    for copy, atoms in zip(unweighted, emt_data[:2], strict=True):
+        copy.calc = atoms.calc
+        copy.info["energy_weight"] = 0.0
+    with pytest.raises(FitError, match="energy_weight"):
+        fit.check_training_set(unweighted, ["Cu", "Ni"])
+    for copy in unweighted:
+        copy.info["energy_weight"] = 1.0
+        copy.arrays["force_weight"] = np.zeros(len(copy))
+    with pytest.raises(FitError, match="force_weight"):
+        fit.check_training_set(unweighted, ["Cu", "Ni"])
+
+
+def test_linear_fit_ignores_garbage_on_masked_atoms(emt_data: list[Atoms]) -> None:
+    """Garbage labels on masked atoms leave the fit as it is; unmasked, they wreck it."""
+    from pyace import PyACECalculator
+
+    from mlip_autopipe.data import attach_labels
+
+    train, test = fit.split_train_test(emt_data, FIT_SETTINGS["test_fraction"])
+    references = fit.reference_energies(train, ["Cu", "Ni"])
+    source = train[0]
+    forces = source.get_forces().copy()
+    forces[4:] = np.random.default_rng(0).normal(scale=20.0, size=forces[4:].shape)
+    garbage = attach_labels(source.copy(), energy=source.get_potential_energy() + 50.0, forces=forces)
+    garbage.info["uid"] = "0123456789abcdef"
+
+    def test_forces(extra: list[Atoms]) -> np.ndarray:
+        basis = fit.fit_linear([*train, *extra], ["Cu", "Ni"], FIT_SETTINGS, references)
+        calculator = PyACECalculator(basis)
+        predicted = []
+        for atoms in test:
+            work = atoms.copy()
+            work.calc = calculator
+            predicted.append(work.get_forces())
+        return np.concatenate(predicted)
+
+    truth = np.concatenate([atoms.get_forces() for atoms in test])
+    rmse = lambda a, b: float(np.sqrt(np.mean(np.square(a - b))))  # noqa: E731
+    left_out = test_forces([])
+    masked = garbage.copy()
+    masked.calc = garbage.calc
+    masked.arrays["force_weight"] = np.where(np.arange(len(masked)) < 4, 1.0, 0.0)
+    masked.info["energy_weight"] = 0.0
+    assert rmse(test_forces([masked]), left_out) < 0.2 * rmse(left_out, truth)
+    assert rmse(test_forces([garbage]), truth) > 3 * rmse(left_out, truth)

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from independent_metrics import recompute_rmse
 from mlip_autopipe.data import has_labels, read_structures
+from mlip_autopipe.fit import split_train_test
 from mlip_autopipe.structures import POOL_ORIGINS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -274,3 +276,62 @@ def test_user_structure_files_join_the_pool_from_the_run_directory(tmp_path: Pat
     initial = read_structures(run_dir / "results/structures/initial.extxyz")
     assert len(initial) == config["structures"]["initial_pick"]
     assert {atoms.info["uid"] for atoms in initial} <= {atoms.info["uid"] for atoms in pool}
+
+
+def assert_metrics_file_is_honest(generation_dir: Path) -> dict:
+    """metrics.json against RMSEs recomputed from potential.yaml with PyACECalculator alone."""
+    metrics = json.loads((generation_dir / "fit/metrics.json").read_text())
+    images = [
+        a
+        for path in sorted(generation_dir.parent.glob("gen_*/labelled.extxyz"))
+        if path.parent.name <= generation_dir.name
+        for a in read_structures(path)
+    ]
+    train, test = split_train_test(images, 0.1)
+    assert (metrics["train"]["n_structures"], metrics["test"]["n_structures"]) == (len(train), len(test))
+    for part, images in (("train", train), ("test", test)):
+        if not images:
+            continue
+        energy, forces = recompute_rmse(
+            generation_dir / "fit/potential.yaml", images, metrics["reference_energies_ev"]
+        )
+        assert metrics[part]["energy_rmse_mev_per_atom"] == pytest.approx(energy, rel=1e-6)
+        assert metrics[part]["force_rmse_ev_per_a"] == pytest.approx(forces, rel=1e-6)
+    return metrics
+
+
+def test_linear_metrics_files_are_honest(finished_run: Path) -> None:
+    for generation_dir in sorted((finished_run / "results").glob("gen_*")):
+        assert assert_metrics_file_is_honest(generation_dir)["mode"] == "linear"
+
+
+@pytest.mark.slow
+def test_nonlinear_fits_warm_start_and_write_honest_metrics(tmp_path: Path) -> None:
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    config["fit"] = {
+        "mode": "nonlinear",
+        "functions_per_element": 12,
+        "nradmax_by_orders": [6, 2],
+        "lmax_by_orders": [0, 1],
+        "maxiter": 30,
+        "warm_start_maxiter": 20,
+    }
+    # a second generation whatever gen 0's MD finds: a low gamma_lo, no early convergence
+    config["loop"].update(max_generations=2, converged_fraction=0.0)
+    config["explore"].update(gamma_lo=1.05, steps=300)
+    nonlinear = tmp_path / "nonlinear.yaml"
+    nonlinear.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, configfile=nonlinear)
+    assert result.returncode == 0, result.stderr[-4000:]
+    cold = assert_metrics_file_is_honest(tmp_path / "results/gen_000")
+    warm = assert_metrics_file_is_honest(tmp_path / "results/gen_001")
+    assert cold["mode"] == warm["mode"] == "nonlinear"
+    assert cold["optimizer"]["iterations"] == 30 and not cold["optimizer"]["warm_start"]
+    assert warm["optimizer"]["iterations"] == 20 and warm["optimizer"]["warm_start"]
+    # generation 1 keeps generation 0's reference energies and starts from its potential
+    assert warm["reference_energies_ev"] == cold["reference_energies_ev"]
+    assert warm["optimizer"]["initial_loss"] < 0.5 * cold["optimizer"]["initial_loss"]
+    for generation in ("gen_000", "gen_001"):
+        fit_dir = tmp_path / "results" / generation / "fit"
+        assert (fit_dir / "potential.asi").stat().st_size > 0
+        assert "inner_cutoff_type: zbl" in (fit_dir / "potential.yaml").read_text()

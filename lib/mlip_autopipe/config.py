@@ -136,6 +136,8 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             "fit.lmax_by_orders", "must have one entry per body order, like fit.nradmax_by_orders"
         )
+    if len(fit["fs_parameters"]) % 2:
+        raise ConfigError("fit.fs_parameters", "needs (prefactor, exponent) pairs: an even number of values")
     _check_embedding(config)
 
 

@@ -1,4 +1,7 @@
-"""Fitting ACE potentials with pacemaker (python-ace): linear mode, active set, metrics."""
+"""Fitting ACE potentials with pacemaker (python-ace): linear mode, active set, metrics.
+
+The nonlinear mode (the pacemaker command) is in :mod:`mlip_autopipe.nonlinear_fit`.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +37,14 @@ def check_training_set(images: Sequence[Atoms], elements: Sequence[str]) -> None
             )
         if not np.isfinite(atoms.get_potential_energy()) or not np.all(np.isfinite(atoms.get_forces())):
             raise FitError(f"structure {uid} has NaN or infinite energy/forces")
+    if not any(has_energy_weight(atoms) for atoms in images):
+        raise FitError("no structure has a nonzero energy_weight: energies cannot be fitted")
+    if not any(np.any(_force_weights(atoms) > 0) for atoms in images):
+        raise FitError("no atom has a nonzero force_weight: forces cannot be fitted")
+
+
+def _force_weights(atoms: Atoms) -> np.ndarray:
+    return np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float)
 
 
 def is_test_structure(atoms: Atoms, test_fraction: float) -> bool:
@@ -156,13 +167,21 @@ def fit_linear(
     return linear_fit.get_bbasis()
 
 
+def load_basis(yaml_path: str | os.PathLike[str]) -> Any:
+    """An ``ACEBBasisSet`` read from a B-basis YAML (pacemaker's output_potential.yaml)."""
+    from pyace import ACEBBasisSet, BBasisConfiguration
+
+    return ACEBBasisSet(BBasisConfiguration(str(yaml_path)))
+
+
 def save_potential(bbasis: Any, yaml_path: str | os.PathLike[str], yace_path: str | os.PathLike[str]) -> None:
     """Write the B-basis (.yaml, for pacemaker and gamma) and the C-tilde basis (.yace, for LAMMPS)."""
     bbasis.save(str(yaml_path))
     bbasis.to_ACECTildeBasisSet().save_yaml(str(yace_path))
 
 
-def _pacemaker_tool(name: str) -> str:
+def pacemaker_tool(name: str) -> str:
+    """Path of a python-ace command (pacemaker, pace_activeset), preferring this environment's."""
     beside_python = Path(sys.executable).parent / name
     if beside_python.exists():
         return str(beside_python)
@@ -193,7 +212,7 @@ def compute_active_set(
                 log.write(f"active set of weighted atoms impossible ({error}); using all atoms\n")
     # --all-atoms: every training environment is known data. pace_activeset's default drops
     # atoms with large force errors, which then show gamma > 1 on the very training set.
-    command = [_pacemaker_tool("pace_activeset"), "--all-atoms", "-d", str(dataset_path), str(yaml_path)]
+    command = [pacemaker_tool("pace_activeset"), "--all-atoms", "-d", str(dataset_path), str(yaml_path)]
     with open(log_path, "a") as log:
         completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
     asi = yaml_path.with_suffix(".asi")
