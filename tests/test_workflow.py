@@ -319,6 +319,7 @@ def test_nonlinear_fits_warm_start_and_write_honest_metrics(tmp_path: Path) -> N
     # a second generation whatever gen 0's MD finds: a low gamma_lo, no early convergence
     config["loop"].update(max_generations=2, converged_fraction=0.0)
     config["explore"].update(gamma_lo=1.05, steps=300)
+    config["structures"]["initial_pick"] = 6  # little data: gen 0's MD must extrapolate
     config["validation"] = {"enabled": False}  # this test is about the fits
     nonlinear = tmp_path / "nonlinear.yaml"
     nonlinear.write_text(yaml.safe_dump(config))
