@@ -23,24 +23,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import slurm_cluster  # noqa: E402
+from snakemake_cli import snakemake_command, snakemake_env  # noqa: E402
 
 
 def snakemake(run_dir: Path, *args: str) -> tuple[float, int, str]:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(run_dir),
-        "--configfile",
-        str(REPO / "config" / "emt.yaml"),
-        *args,
-    ]
+    command = snakemake_command(run_dir, REPO / "config" / "emt.yaml", *args, cores=None)
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, env=snakemake_env(), check=False)
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"run in {run_dir} failed:\n{result.stderr[-3000:]}")
@@ -51,14 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "slurm_profile.json")
     args = parser.parse_args()
-    slurm = [
-        "--profile",
-        str(REPO / "profiles" / "slurm"),
-        "--slurm-no-account",
-        "--resources",
-        "cpus_per_task=2",
-        "mem_mb=8000",
-    ]
+    slurm = slurm_cluster.PROFILE_ARGS
     variants = {
         "local (--cores 2)": ["--cores", "2"],
         "local Slurm, label jobs grouped by 16": slurm,
@@ -70,7 +52,14 @@ def main() -> None:
         try:
             for index, (name, extra) in enumerate(variants.items()):
                 wall, submitted, _ = snakemake(Path(scratch) / f"run{index}", *extra)
-                rows.append({"variant": name, "wall_s": round(wall, 1), "sbatch_jobs": submitted})
+                rows.append(
+                    {
+                        "variant": name,
+                        "wall_s": round(wall, 1),
+                        "sbatch_jobs": submitted,
+                        "load_average_after": round(os.getloadavg()[0], 2),
+                    }
+                )
                 print(f"{name:45s} {wall:7.1f} s  {submitted:3d} sbatch jobs", flush=True)
         finally:
             slurm_cluster.stop()

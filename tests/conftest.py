@@ -43,6 +43,39 @@ def cuni_cell() -> Atoms:
     return atoms
 
 
+#: Exploration settings of the engine tests: one short MD run at 900 K, gamma checked every 10 steps.
+EXPLORE_SETTINGS: dict[str, Any] = {
+    "engine": "ase",
+    "temperatures": [900],
+    "starts_per_temperature": 1,
+    "steps": 200,
+    "timestep_fs": 2.0,
+    "friction": 0.02,
+    "check_interval": 10,
+    "gamma_lo": 1.2,
+    "gamma_hi": 5.0,
+}
+
+
+@pytest.fixture(scope="session")
+def emt_cuni_images() -> list[Atoms]:
+    """EMT-labelled fcc Cu-Ni cells (two compositions, strained and rattled variants); read only."""
+    from mlip_autopipe.labelling import label_candidate
+    from mlip_autopipe.oracles import EMTOracle
+    from mlip_autopipe.structures import build_pool
+
+    structures = {
+        "lattice": "fcc",
+        "lattice_constant": None,
+        "supercell": [2, 2, 2],
+        "compositions": [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.75, "Ni": 0.25}],
+        "cells_per_composition": 2,
+        "strains": [-0.02, 0.02],
+        "rattle_amplitudes": [0.05, 0.1, 0.15],
+    }
+    return [label_candidate(atoms, EMTOracle()) for atoms in build_pool(structures, seed=11)]
+
+
 #: A small linear ACE basis (cutoff 5 A) that fits in seconds.
 SMALL_FIT_SETTINGS = {
     "cutoff": 5.0,

@@ -16,6 +16,17 @@ from pathlib import Path
 MARKER = "# written by MLIP-AutoPipe tests/slurm_cluster.py"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 NODE = "autopipe1"
+REPO = Path(__file__).resolve().parent.parent
+#: `snakemake` arguments for the Slurm profile on this one-node cluster: no account, and group
+#: jobs that fit in the node's 2 CPUs.
+PROFILE_ARGS = [
+    "--profile",
+    str(REPO / "profiles" / "slurm"),
+    "--slurm-no-account",
+    "--resources",
+    "cpus_per_task=2",
+    "mem_mb=8000",
+]
 
 
 def slurm_available() -> str | None:

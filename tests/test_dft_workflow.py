@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pytest
 import yaml
 
 from mlip_autopipe.data import read_structures
+from snakemake_cli import run_snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "config" / "config.yaml"
@@ -22,13 +21,7 @@ pytestmark = pytest.mark.workflow
 
 
 def snakemake(run_dir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the workflow's Snakefile with the test's Python environment on PATH."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(run_dir), "--cores", "2", "--configfile", str(configfile), *args,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    return run_snakemake(run_dir, configfile, *args)
 
 
 def tiny_qe_config(command: list[str]) -> dict[str, Any]:

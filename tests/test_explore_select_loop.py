@@ -8,22 +8,13 @@ import numpy as np
 import pytest
 from ase import Atoms
 
+from conftest import EXPLORE_SETTINGS
 from mlip_autopipe.data import tag_structure
 from mlip_autopipe.explore import choose_starts, explore_ase, load_calculator, run_langevin
 from mlip_autopipe.loop import decide
 from mlip_autopipe.select import select_by_gamma
 
-EXPLORE = {
-    "engine": "ase",
-    "temperatures": [900],
-    "starts_per_temperature": 1,
-    "steps": 200,
-    "timestep_fs": 2.0,
-    "friction": 0.02,
-    "check_interval": 10,
-    "gamma_lo": 1.2,
-    "gamma_hi": 5.0,
-}
+EXPLORE = EXPLORE_SETTINGS
 
 
 @pytest.fixture

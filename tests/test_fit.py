@@ -11,9 +11,6 @@ from ase import Atoms
 
 from mlip_autopipe import fit
 from mlip_autopipe.errors import FitError
-from mlip_autopipe.labelling import label_candidate
-from mlip_autopipe.oracles import EMTOracle
-from mlip_autopipe.structures import build_pool
 
 FIT_SETTINGS = {
     "mode": "linear",
@@ -28,17 +25,8 @@ FIT_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def emt_data() -> list[Atoms]:
-    structures = {
-        "lattice": "fcc",
-        "lattice_constant": None,
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.75, "Ni": 0.25}],
-        "cells_per_composition": 2,
-        "strains": [-0.02, 0.02],
-        "rattle_amplitudes": [0.05, 0.1, 0.15],
-    }
-    return [label_candidate(atoms, EMTOracle()) for atoms in build_pool(structures, seed=11)]
+def emt_data(emt_cuni_images: list[Atoms]) -> list[Atoms]:
+    return emt_cuni_images
 
 
 @pytest.fixture(scope="module")

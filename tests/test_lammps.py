@@ -18,6 +18,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import write
 
+from conftest import EXPLORE_SETTINGS
 from mlip_autopipe.errors import ExplorationError
 from mlip_autopipe.explore import load_calculator, run_exploration
 from mlip_autopipe.lammps import (
@@ -40,15 +41,8 @@ NVE_MAX_DEVIATION = 1e-4
 NVE_MAX_DRIFT = 1e-5
 
 EXPLORE: dict[str, Any] = {
+    **EXPLORE_SETTINGS,
     "engine": "lammps",
-    "temperatures": [900],
-    "starts_per_temperature": 1,
-    "steps": 200,
-    "timestep_fs": 2.0,
-    "friction": 0.02,
-    "check_interval": 10,
-    "gamma_lo": 1.2,
-    "gamma_hi": 5.0,
     "pressures": [0.0],
     "temperature_ramp": 1.0,
     "vacuum_threshold": 6.0,

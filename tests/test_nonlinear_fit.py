@@ -16,9 +16,6 @@ from ase import Atoms
 from independent_metrics import recompute_rmse
 from mlip_autopipe import fit, nonlinear_fit
 from mlip_autopipe.errors import FitError
-from mlip_autopipe.labelling import label_candidate
-from mlip_autopipe.oracles import EMTOracle
-from mlip_autopipe.structures import build_pool
 
 ELEMENTS = ["Cu", "Ni"]
 SETTINGS: dict[str, Any] = {
@@ -42,17 +39,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def data() -> dict[str, Any]:
-    structures = {
-        "lattice": "fcc",
-        "lattice_constant": None,
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.75, "Ni": 0.25}],
-        "cells_per_composition": 2,
-        "strains": [-0.02, 0.02],
-        "rattle_amplitudes": [0.05, 0.1, 0.15],
-    }
-    images = [label_candidate(atoms, EMTOracle()) for atoms in build_pool(structures, seed=11)]
+def data(emt_cuni_images: list[Atoms]) -> dict[str, Any]:
+    images = emt_cuni_images
     train, test = fit.split_train_test(images, SETTINGS["test_fraction"])
     return {"train": train, "test": test, "references": fit.reference_energies(train, ELEMENTS)}
 

@@ -6,7 +6,6 @@ import filecmp
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 import slurm_cluster
 from mlip_autopipe.data import read_structures
+from snakemake_cli import run_snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
@@ -35,20 +35,7 @@ def jobcomp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def run(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(run_dir),
-        "--configfile",
-        str(EMT_PRESET),
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=1500)
+    return run_snakemake(run_dir, EMT_PRESET, *args, cores=None, timeout=1500)
 
 
 def comparable(info: dict) -> dict:
@@ -79,16 +66,7 @@ def test_slurm_run_matches_local_run(jobcomp: Path, tmp_path: Path) -> None:
     local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
     local = run(local_dir, "--cores", "2")
     assert local.returncode == 0, local.stderr[-3000:]
-    slurm = run(
-        slurm_dir,
-        "--profile",
-        str(REPO / "profiles" / "slurm"),
-        "--slurm-no-account",
-        # the local cluster has 2 CPUs: group jobs must fit in them
-        "--resources",
-        "cpus_per_task=2",
-        "mem_mb=8000",
-    )
+    slurm = run(slurm_dir, *slurm_cluster.PROFILE_ARGS)
     assert slurm.returncode == 0, slurm.stderr[-5000:]
 
     local_decisions = sorted((local_dir / "results").glob("gen_*/decision.json"))

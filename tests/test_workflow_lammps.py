@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mlip_autopipe.data import read_structures
+from snakemake_cli import run_snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
@@ -30,12 +28,7 @@ def lammps_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("lammps run")  # a space in the path on purpose
     configfile = run_dir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-        str(run_dir), "--cores", "2", "--configfile", str(configfile),
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    result = run_snakemake(run_dir, configfile)
     assert result.returncode == 0, result.stderr[-4000:]
     return run_dir
 

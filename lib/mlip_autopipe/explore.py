@@ -66,6 +66,31 @@ def _frame(atoms: Atoms, gamma: np.ndarray, summary: RunSummary, step: int, gene
     return frame
 
 
+def langevin_md(
+    start: Atoms, calculator: Any, temperature: float, timestep_fs: float, friction: float, seed: int
+) -> tuple[Atoms, Any]:
+    """A copy of ``start`` with ``calculator``, seeded Maxwell-Boltzmann velocities (centre of
+    mass fixed) and its Langevin integrator; ``friction`` in 1/fs."""
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import thermalize_momenta
+
+    atoms = Atoms(start.get_chemical_symbols(), positions=start.positions, cell=start.cell, pbc=start.pbc)
+    atoms.calc = calculator
+    atoms.set_constraint(FixCom())
+    rng = np.random.default_rng(seed)
+    thermalize_momenta(atoms, temperature, rng=rng)
+    dynamics = Langevin(
+        atoms,
+        timestep=timestep_fs * units.fs,
+        temperature_K=temperature,
+        friction=friction / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
+    return atoms, dynamics
+
+
 def run_langevin(
     start: Atoms,
     calculator: Any,
@@ -77,28 +102,14 @@ def run_langevin(
     generation: int,
 ) -> tuple[list[Atoms], RunSummary]:
     """One Langevin run; returns the extrapolative frames and the run summary."""
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import thermalize_momenta
-
     summary = RunSummary(
         run=run,
         start_uid=str(start.info.get("uid", "")),
         temperature=float(temperature),
         steps_requested=int(explore["steps"]),
     )
-    atoms = Atoms(start.get_chemical_symbols(), positions=start.positions, cell=start.cell, pbc=start.pbc)
-    atoms.calc = calculator
-    atoms.set_constraint(FixCom())
-    rng = np.random.default_rng(seed)
-    thermalize_momenta(atoms, temperature, rng=rng)
-    dynamics = Langevin(
-        atoms,
-        timestep=explore["timestep_fs"] * units.fs,
-        temperature_K=temperature,
-        friction=explore["friction"] / units.fs,
-        fixcm=False,
-        rng=rng,
+    atoms, dynamics = langevin_md(
+        start, calculator, temperature, explore["timestep_fs"], explore["friction"], seed
     )
     frames: list[Atoms] = []
     interval = int(explore["check_interval"])

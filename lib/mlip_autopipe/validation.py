@@ -33,6 +33,7 @@ from ase import Atoms, units
 from mlip_autopipe.config import parent_lattice
 from mlip_autopipe.data import attach_labels
 from mlip_autopipe.errors import LabellingError, ValidationError
+from mlip_autopipe.explore import langevin_md
 from mlip_autopipe.oracles import Oracle
 
 #: Labels one structure: returns a copy carrying energy, forces and Voigt stress (eV/A^3).
@@ -396,24 +397,8 @@ def md_stability(
     and, where the calculator gives it, the largest extrapolation grade gamma are recorded.
     The run stops at the first failed check.
     """
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import thermalize_momenta
-
-    atoms = Atoms(start.get_chemical_symbols(), positions=start.positions, cell=start.cell, pbc=start.pbc)
+    atoms, dynamics = langevin_md(start, calculator, temperature, timestep_fs, friction, seed)
     n_atoms = len(atoms)
-    atoms.calc = calculator
-    atoms.set_constraint(FixCom())
-    rng = np.random.default_rng(seed)
-    thermalize_momenta(atoms, temperature, rng=rng)
-    dynamics = Langevin(
-        atoms,
-        timestep=timestep_fs * units.fs,
-        temperature_K=temperature,
-        friction=friction / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
     trace: dict[str, list[float]] = {"time_fs": [], "temperature": [], "min_distance": [], "max_gamma": []}
     done, reason, lost = 0, "", 0
     while done < steps:
