@@ -166,6 +166,9 @@ def test_pw_labels_equal_a_direct_ase_espresso_run(
     np.testing.assert_allclose(labelled.get_forces(), direct.get_forces(), atol=1e-5)
     np.testing.assert_allclose(labelled.get_stress(), direct.get_stress(), atol=1e-7)
     assert np.abs(labelled.get_forces()).max() > 1e-2 and np.abs(labelled.get_stress()).max() > 1e-4
+    # provenance: the QE build that made the label, as pw.x printed it
+    output = (tmp_path / "project/attempt_1/espresso.pwo").read_text()
+    assert f"v.{labelled.info['qe_version']} starts" in output
     text = " ".join((tmp_path / "project/attempt_1/espresso.pwi").read_text().lower().split())
     for flag in ("tprnfor = .true.", "tstress = .true.", "disk_io = 'none'", "occupations = 'smearing'"):
         assert flag in text

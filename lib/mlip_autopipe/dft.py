@@ -571,6 +571,10 @@ def parse_pw_output(path: Path, reference: Atoms) -> Atoms:
         message = "pw.x output has the wrong atom count or non-finite values"
         raise LabellingError(message, category=FAILURE_PARSE)
     labelled = attach_labels(reference, energy=energy, forces=forces, stress=stress)
+    version = re.search(r"Program PWSCF v\.(\S+) starts", text)
+    if version:
+        # provenance: the DFT cache is keyed by settings and pseudo files, not by the QE build
+        labelled.info["qe_version"] = version.group(1)
     magmoms = parse_magnetic_moments(text, len(reference))
     if magmoms is not None and labelled.calc is not None:
         labelled.calc.results["magmoms"] = magmoms
