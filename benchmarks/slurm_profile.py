@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,19 @@ def snakemake(run_dir: Path, *args: str) -> tuple[float, int, str]:
     return wall, result.stderr.count("has been submitted with SLURM jobid"), result.stderr
 
 
+def job_seconds(jobcomp: Path, run_dir: Path) -> float:
+    """Seconds the run's Slurm jobs spent running (StartTime to EndTime in the jobcomp records)."""
+    from datetime import datetime
+
+    total = 0.0
+    for line in jobcomp.read_text().splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if fields.get("WorkDir") == str(run_dir):
+            start, end = (datetime.fromisoformat(fields[key]) for key in ("StartTime", "EndTime"))
+            total += (end - start).total_seconds()
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "slurm_profile.json")
@@ -48,15 +62,18 @@ def main() -> None:
     }
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        slurm_cluster.start(Path(scratch) / "slurm-state")
+        jobcomp = slurm_cluster.start(Path(scratch) / "slurm-state")
         try:
             for index, (name, extra) in enumerate(variants.items()):
-                wall, submitted, _ = snakemake(Path(scratch) / f"run{index}", *extra)
+                run_dir = Path(scratch) / f"run{index}"
+                wall, submitted, _ = snakemake(run_dir, *extra)
                 rows.append(
                     {
                         "variant": name,
                         "wall_s": round(wall, 1),
                         "sbatch_jobs": submitted,
+                        # summed over jobs (jobs run side by side where the DAG allows)
+                        "slurm_job_seconds": round(job_seconds(jobcomp, run_dir), 1),
                         "load_average_after": round(os.getloadavg()[0], 2),
                     }
                 )
