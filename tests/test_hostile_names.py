@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
 #: A name that breaks unquoted or naively double-quoted shell code ("$(RUN_DIR)" runs
 #: `touch PWNED`), and so tells if a shell ran it.
-HOSTILE = "it's \"a ;touch PWNED; b \"run"
+HOSTILE = 'it\'s "a ;touch PWNED; b "run'
 #: Set-up outputs `make run` must not rebuild here (see test_resume_qe.py).
 SETUP_OUTPUTS = [".venv/.setup-done", "build/pace_plugin/autopipe_paceplugin.so"]
 
