@@ -7,6 +7,9 @@ STAMP := $(VENV)/.setup-done
 CORES ?= 2
 CONFIG ?= config/config.yaml
 RUN_DIR ?= .
+# Run folder, config file and cores reach the recipes as environment variables, quoted there
+# ("$$RUN_DIR"): a path with spaces, quotes or `;` is never parsed by the shell.
+export CONFIG RUN_DIR CORES
 PYTEST_ARGS ?=
 TENSORPOTENTIAL := tensorpotential==0.6.2.1
 
@@ -82,20 +85,20 @@ $(PLUGIN): $(ACE_SDIST_STAMP) $(wildcard $(PLUGIN_SRC)/*.cpp $(PLUGIN_SRC)/*.h) 
 # Resumable: a lock left by a killed run is removed first (only when no Snakemake works
 # there), and the local profile reruns incomplete jobs.
 run: setup
-	$(BIN)/python -m mlip_autopipe.resume "$(RUN_DIR)"
-	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory "$(RUN_DIR)" \
-		--profile $(abspath profiles/local) --cores $(CORES) --configfile "$(CONFIG)"
+	"$(BIN)/python" -m mlip_autopipe.resume "$$RUN_DIR"
+	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \
+		--profile "$(abspath profiles/local)" --cores "$$CORES" --configfile "$$CONFIG"
 
 dry-run: setup
-	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory "$(RUN_DIR)" \
-		--cores $(CORES) --configfile "$(CONFIG)" -n
+	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \
+		--cores "$$CORES" --configfile "$$CONFIG" -n
 
 status: setup
-	$(BIN)/mlip-autopipe-status "$(RUN_DIR)"
+	"$(BIN)/mlip-autopipe-status" "$$RUN_DIR"
 
 report: setup
-	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory "$(RUN_DIR)" \
-		--configfile "$(CONFIG)" --report "$(RUN_DIR)/report.html"
+	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \
+		--configfile "$$CONFIG" --report "$$RUN_DIR/report.html"
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
