@@ -80,3 +80,13 @@ def distillation_set(
     return [_weighted(atoms, oracle_weight, "oracle") for atoms in oracle_train] + [
         _weighted(atoms, surrogate_weight, "surrogate") for atoms in aligned
     ]
+
+
+def pick_pool(structures: Sequence[Atoms], max_structures: int, seed: int) -> list[Atoms]:
+    """Unique structures (by ``uid``) in their given order, or a seeded random subset of
+    ``max_structures`` of them (kept in that order) when there are more."""
+    unique = list({atoms.info["uid"]: atoms for atoms in structures}.values())
+    if len(unique) <= max_structures:
+        return unique
+    picked = np.sort(np.random.default_rng(seed).choice(len(unique), size=max_structures, replace=False))
+    return [unique[index] for index in picked]
