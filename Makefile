@@ -12,6 +12,9 @@ RUN_DIR ?= .
 export CONFIG RUN_DIR CORES
 PYTEST_ARGS ?=
 TENSORPOTENTIAL := tensorpotential==0.6.2.1
+# CPU torch for the surrogates (MACE, CHGNet); installed alone first, so that mace-torch and
+# chgnet in requirements.txt find it and pip never pulls a CUDA build.
+TORCH := $(shell grep -E '^torch==' requirements.txt | cut -d' ' -f1)
 
 export PATH := $(BIN):$(PATH)
 
@@ -46,6 +49,7 @@ setup-qe:
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip 'setuptools>=77' wheel
+	$(BIN)/python -m pip install -q '$(TORCH)'
 	$(BIN)/python -m pip install -q -r requirements.txt
 	# tensorpotential's declared dependencies pull CUDA wheels and a newer numpy: install it alone.
 	$(BIN)/python -m pip install -q --no-deps $(TENSORPOTENTIAL)

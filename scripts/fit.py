@@ -8,6 +8,7 @@ log = start(snakemake)
 
 from mlip_autopipe import fit, nonlinear_fit  # noqa: E402
 from mlip_autopipe.data import read_structures, write_text_atomic  # noqa: E402
+from mlip_autopipe.distillation import distillation_set  # noqa: E402
 from mlip_autopipe.errors import FitError  # noqa: E402
 
 generation = int(snakemake.wildcards.gen)
@@ -29,6 +30,21 @@ if warm_start:
 else:
     previous_potential = None
     references = fit.reference_energies(train, elements)
+oracle_train = train
+if snakemake.input.surrogate_pool:
+    # surrogate pool -> base ACE -> oracle delta, as one weighted fit (see distillation.py)
+    distillation = snakemake.params.distillation
+    surrogate_data = read_structures(snakemake.input.surrogate_pool[0])
+    train = distillation_set(
+        oracle_train,
+        surrogate_data,
+        references,
+        elements,
+        oracle_weight=distillation["oracle_weight"],
+        surrogate_weight=distillation["surrogate_weight"],
+        exclude_uids={atoms.info.get("uid") for atoms in test},
+    )
+    log.info("distillation: %d surrogate-labelled structures added", len(train) - len(oracle_train))
 log.info("fitting (%s) on %d structures (%d held out)", settings["mode"], len(train), len(test))
 history = None
 if settings["mode"] == "nonlinear":
@@ -59,7 +75,7 @@ fit.compute_active_set(snakemake.output.yaml, snakemake.output.dataset, snakemak
 metrics = {
     "mode": settings["mode"],
     "reference_energies_ev": references,
-    "train": fit.evaluate(snakemake.output.yaml, train, references),
+    "train": fit.evaluate(snakemake.output.yaml, oracle_train, references),
     "test": fit.evaluate(snakemake.output.yaml, test, references),
 }
 if history:

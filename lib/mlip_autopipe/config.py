@@ -122,6 +122,8 @@ def check_config(config: Mapping[str, Any]) -> None:
                 f"(it knows {', '.join(sorted(EMT_ELEMENTS))})",
             )
 
+    _check_surrogates(config)
+
     explore = config["explore"]
     if explore["gamma_lo"] >= explore["gamma_hi"]:
         raise ConfigError(
@@ -139,6 +141,18 @@ def check_config(config: Mapping[str, Any]) -> None:
     if len(fit["fs_parameters"]) % 2:
         raise ConfigError("fit.fs_parameters", "needs (prefactor, exponent) pairs: an even number of values")
     _check_embedding(config)
+
+
+def _check_surrogates(config: Mapping[str, Any]) -> None:
+    """MACE model files exist wherever a MACE surrogate is used (oracle or surrogate section)."""
+    from mlip_autopipe.surrogates import check_model_files
+
+    if config["oracle"]["kind"] == "mace":
+        check_model_files(config["oracle"]["mace"]["model_paths"], "oracle.mace.model_paths")
+    surrogate = config.get("surrogate") or {}
+    in_use = surrogate.get("prescreen", {}).get("enabled") or surrogate.get("distillation", {}).get("enabled")
+    if in_use and surrogate["kind"] == "mace":
+        check_model_files(surrogate["mace"]["model_paths"], "surrogate.mace.model_paths")
 
 
 #: Nearest-neighbour distance over the cubic lattice constant, per parent lattice.

@@ -142,8 +142,11 @@ class QESettings:
 
 def result_config(oracle_config: Mapping[str, Any]) -> dict[str, Any]:
     """What Snakemake's params of a label job compare: the oracle kind and, for ``qe``, its
-    section without execution keys. Other oracles' sections are left out as well."""
+    section without execution keys; for a surrogate (``mace``, ``chgnet``), its section. Other
+    oracles' sections are left out as well."""
     config: dict[str, Any] = {"kind": oracle_config["kind"]}
+    if oracle_config["kind"] in ("mace", "chgnet"):
+        config[oracle_config["kind"]] = dict(oracle_config.get(oracle_config["kind"]) or {})
     if oracle_config["kind"] == "qe":
         qe = oracle_config.get("qe") or {}
         config["qe"] = {key: value for key, value in qe.items() if key not in EXECUTION_KEYS}
