@@ -71,7 +71,8 @@ def distillation_set(
     """
     oracle_uids = {atoms.info.get("uid") for atoms in oracle_train}
     pool = [
-        atoms for atoms in surrogate_data
+        atoms
+        for atoms in surrogate_data
         if has_labels(atoms)
         and atoms.info.get("uid") not in oracle_uids
         and atoms.info.get("uid") not in exclude_uids

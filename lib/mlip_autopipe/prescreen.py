@@ -123,8 +123,11 @@ def screen_candidates(
         rows.append(row)
         if distance < settings["min_distance"]:
             verdicts.append(
-                ("too_close", f"atoms {first} and {second} are {distance:.3f} A apart "
-                 f"(< min_distance {settings['min_distance']} A)")
+                (
+                    "too_close",
+                    f"atoms {first} and {second} are {distance:.3f} A apart "
+                    f"(< min_distance {settings['min_distance']} A)",
+                )
             )
             evaluated.append(None)
             continue
@@ -175,13 +178,15 @@ def _screen_energies(
 ) -> None:
     # embedded cells (energy_weight 0) carry an artificial boundary energy: not judged by energy
     judged = [
-        index for index, labelled in enumerate(evaluated)
+        index
+        for index, labelled in enumerate(evaluated)
         if labelled is not None and float(candidates[index].info.get("energy_weight", 1.0)) > 0
     ]
     if not judged:
         return
     relative = _relative_energies(
-        [evaluated[index] for index in judged], settings["max_relative_energy"]  # type: ignore[misc]
+        [evaluated[index] for index in judged],
+        settings["max_relative_energy"],  # type: ignore[misc]
     )
     for index, excess in zip(judged, relative, strict=True):
         if verdicts[index][0] == KEPT and not excess <= settings["max_relative_energy"]:
