@@ -184,10 +184,8 @@ def _screen_energies(
     ]
     if not judged:
         return
-    relative = _relative_energies(
-        [evaluated[index] for index in judged],
-        settings["max_relative_energy"],  # type: ignore[misc]
-    )
+    judged_atoms = [atoms for atoms in (evaluated[index] for index in judged) if atoms is not None]
+    relative = _relative_energies(judged_atoms, settings["max_relative_energy"])
     for index, excess in zip(judged, relative, strict=True):
         if verdicts[index][0] == KEPT and not excess <= settings["max_relative_energy"]:
             verdicts[index] = (
