@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from ase.io import write
 from mlip_autopipe.config import check_config, validate_schema
 from mlip_autopipe.data import attach_labels, write_structures
 from mlip_autopipe.errors import ConfigError
+from snakemake_cli import run_snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
@@ -196,12 +195,7 @@ def test_the_unchanged_preset_passes_the_same_validation(schema: dict[str, Any])
 
 
 def snakemake(run_dir: Path, configfile: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(run_dir), "--cores", "1", "--configfile", str(configfile),
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
+    return run_snakemake(run_dir, configfile, cores=1, timeout=300)
 
 
 CLI = [case for case in CASES if case[0] in CLI_CASES]

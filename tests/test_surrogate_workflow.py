@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import EMT_PRESET, snakemake
 
 from mlip_autopipe.data import read_structures
+from snakemake_cli import REPO, run_snakemake
+
+EMT_PRESET = REPO / "config" / "emt.yaml"
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -26,7 +28,7 @@ def test_prescreen_and_distillation_feed_labelling_and_fit(tmp_path: Path) -> No
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     run_dir = tmp_path / "run"
-    result = snakemake(run_dir, "--until", "fit", configfile=configfile)
+    result = run_snakemake(run_dir, configfile, "--until", "fit")
     assert result.returncode == 0, result.stderr[-4000:]
     generation = run_dir / "results/gen_000"
     candidates = read_structures(generation / "candidates.extxyz")
