@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conftest import NONLINEAR_FIT_SETTINGS
 from mlip_autopipe import fit, nonlinear_fit
 from mlip_autopipe.errors import FitDiverged
 from mlip_autopipe.labelling import label_candidate
@@ -23,22 +24,9 @@ from mlip_autopipe.oracles import EMTOracle
 from mlip_autopipe.structures import build_pool
 
 ELEMENTS = ["Cu", "Ni"]
-SETTINGS: dict[str, Any] = {
-    "mode": "nonlinear",
-    "cutoff": 5.0,
-    "functions_per_element": 8,
-    "nradmax_by_orders": [8, 3, 2],
-    "lmax_by_orders": [0, 2, 1],
-    "fs_parameters": [1, 1, 1, 0.5],
-    "loss_kappa": 0.3,
-    "l1_coefficient": 1e-8,
-    "l2_coefficient": 1e-8,
-    "maxiter": 4,
-    "warm_start_maxiter": 4,
-    "batch_size": 100,
-    "repulsion": "auto",
-    "test_fraction": 0.25,
-}
+SETTINGS: dict[str, Any] = dict(
+    NONLINEAR_FIT_SETTINGS, functions_per_element=8, maxiter=4, warm_start_maxiter=4
+)
 
 pytestmark = pytest.mark.slow
 
