@@ -7,8 +7,14 @@ STAMP := $(VENV)/.setup-done
 CORES ?= 2
 CONFIG ?= config/config.yaml
 RUN_DIR ?= .
+# Run folder, config file and cores reach the recipes as environment variables, quoted there
+# ("$$RUN_DIR"): a path with spaces, quotes or `;` is never parsed by the shell.
+export CONFIG RUN_DIR CORES
 PYTEST_ARGS ?=
 TENSORPOTENTIAL := tensorpotential==0.6.2.1
+# CPU torch for the surrogates (MACE, CHGNet); installed alone first, so that mace-torch and
+# chgnet in requirements.txt find it and pip never pulls a CUDA build.
+TORCH := $(shell grep -E '^torch==' requirements.txt | cut -d' ' -f1)
 
 export PATH := $(BIN):$(PATH)
 
@@ -43,6 +49,7 @@ setup-qe:
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip 'setuptools>=77' wheel
+	$(BIN)/python -m pip install -q '$(TORCH)'
 	$(BIN)/python -m pip install -q -r requirements.txt
 	# tensorpotential's declared dependencies pull CUDA wheels and a newer numpy: install it alone.
 	$(BIN)/python -m pip install -q --no-deps $(TENSORPOTENTIAL)
@@ -82,20 +89,20 @@ $(PLUGIN): $(ACE_SDIST_STAMP) $(wildcard $(PLUGIN_SRC)/*.cpp $(PLUGIN_SRC)/*.h) 
 # Resumable: a lock left by a killed run is removed first (only when no Snakemake works
 # there), and the local profile reruns incomplete jobs.
 run: setup
-	$(BIN)/python -m mlip_autopipe.resume "$(RUN_DIR)"
-	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory "$(RUN_DIR)" \
-		--profile $(abspath profiles/local) --cores $(CORES) --configfile "$(CONFIG)"
+	"$(BIN)/python" -m mlip_autopipe.resume "$$RUN_DIR"
+	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \
+		--profile "$(abspath profiles/local)" --cores "$$CORES" --configfile "$$CONFIG"
 
 dry-run: setup
-	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory "$(RUN_DIR)" \
-		--cores $(CORES) --configfile "$(CONFIG)" -n
+	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \
+		--cores "$$CORES" --configfile "$$CONFIG" -n
 
 status: setup
-	$(BIN)/mlip-autopipe-status "$(RUN_DIR)"
+	"$(BIN)/mlip-autopipe-status" "$$RUN_DIR"
 
 report: setup
-	$(BIN)/snakemake --snakefile $(abspath Snakefile) --directory "$(RUN_DIR)" \
-		--configfile "$(CONFIG)" --report "$(RUN_DIR)/report.html"
+	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \
+		--configfile "$$CONFIG" --report "$$RUN_DIR/report.html"
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

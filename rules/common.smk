@@ -38,6 +38,36 @@ def get_candidate_source(wildcards):
     return f"{gen_dir(generation - 1)}/embedded.extxyz"
 
 
+def get_label_candidates(wildcards):
+    """What the oracle labels: the surrogate-screened candidates when pre-screening is on."""
+    if config["surrogate"]["prescreen"]["enabled"]:
+        return f"{gen_dir(wildcards.gen)}/screened.extxyz"
+    return f"{gen_dir(wildcards.gen)}/candidates.extxyz"
+
+
+def get_surrogate_settings():
+    """The surrogate's kind and model settings (what changes its labels)."""
+    surrogate = config["surrogate"]
+    kind = surrogate["kind"]
+    return canonical({"kind": kind, kind: surrogate[kind]})
+
+
+def get_surrogate_pool_sources(wildcards):
+    """What the surrogate labels for distillation: the generation-0 pool and, optionally,
+    the exploration frames of the generations before this one."""
+    sources = ["results/structures/pool.extxyz"]
+    if config["surrogate"]["distillation"]["exploration_frames"]:
+        sources += [f"{gen_dir(g)}/explore/frames.extxyz" for g in range(int(wildcards.gen))]
+    return sources
+
+
+def get_distillation_inputs(wildcards):
+    """The surrogate-labelled pool of this generation when distillation is on."""
+    if not config["surrogate"]["distillation"]["enabled"]:
+        return []
+    return [f"{gen_dir(wildcards.gen)}/surrogate_pool.extxyz"]
+
+
 def get_label_files(wildcards):
     """One label file per candidate uid, known once the split checkpoint has run."""
     folder = checkpoints.split_candidates.get(gen=wildcards.gen).output[0]

@@ -1,10 +1,30 @@
-# Stage 3: pacemaker fit on the cumulative training set, active set, train/test metrics.
+# Stage 3: pacemaker fit on the cumulative training set (with surrogate distillation: plus the
+# surrogate-labelled pool), active set, train/test metrics.
+
+
+rule surrogate_pool:
+    input:
+        get_surrogate_pool_sources,
+    output:
+        "results/gen_{gen}/surrogate_pool.extxyz",
+    params:
+        surrogate=get_surrogate_settings(),
+        max_structures=config["surrogate"]["distillation"]["max_structures"],
+        seed=config["seed"],
+    log:
+        "logs/gen_{gen}/surrogate_pool.log",
+    threads: config["surrogate"]["threads"]
+    conda:
+        "../envs/mace.yaml"
+    script:
+        "../scripts/surrogate_pool.py"
 
 
 rule fit:
     input:
         training=get_training_sets,
         warm_start=get_warm_start_inputs,
+        surrogate_pool=get_distillation_inputs,
     output:
         yaml="results/gen_{gen}/fit/potential.yaml",
         yace="results/gen_{gen}/fit/potential.yace",
@@ -13,6 +33,7 @@ rule fit:
         dataset="results/gen_{gen}/fit/training.pckl.gzip",
     params:
         fit=canonical(config["fit"]),
+        distillation=canonical(config["surrogate"]["distillation"]),
         elements=config["elements"],
         pacemaker_dir="results/gen_{gen}/fit/pacemaker",
     log:

@@ -1,10 +1,28 @@
-# Stage 2: one oracle job (EMT, or pw.x with its recovery ladder) per candidate structure
+# Stage 2: optional surrogate pre-screen of the candidates, then one oracle job (EMT, or pw.x with its recovery ladder) per candidate structure
 # (scatter through a checkpoint), then gather labels and the ledger of every outcome.
+
+
+rule prescreen:
+    input:
+        "results/gen_{gen}/candidates.extxyz",
+    output:
+        screened="results/gen_{gen}/screened.extxyz",
+        ledger="results/gen_{gen}/prescreen.json",
+    params:
+        surrogate=get_surrogate_settings(),
+        screen=canonical(config["surrogate"]["prescreen"]),
+    log:
+        "logs/gen_{gen}/prescreen.log",
+    threads: config["surrogate"]["threads"]
+    conda:
+        "../envs/mace.yaml"
+    script:
+        "../scripts/prescreen.py"
 
 
 checkpoint split_candidates:
     input:
-        "results/gen_{gen}/candidates.extxyz",
+        get_label_candidates,
     output:
         directory("results/gen_{gen}/candidates"),
     log:

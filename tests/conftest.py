@@ -76,6 +76,25 @@ def emt_cuni_images() -> list[Atoms]:
     return [label_candidate(atoms, EMTOracle()) for atoms in build_pool(structures, seed=11)]
 
 
+#: A small nonlinear (pacemaker) Cu-Ni fit; tests set functions_per_element and maxiter.
+NONLINEAR_FIT_SETTINGS: dict[str, Any] = {
+    "mode": "nonlinear",
+    "cutoff": 5.0,
+    "functions_per_element": 15,
+    "nradmax_by_orders": [8, 3, 2],
+    "lmax_by_orders": [0, 2, 1],
+    "fs_parameters": [1, 1, 1, 0.5],
+    "loss_kappa": 0.3,
+    "l1_coefficient": 1e-8,
+    "l2_coefficient": 1e-8,
+    "maxiter": 60,
+    "warm_start_maxiter": 60,
+    "batch_size": 100,
+    "repulsion": "auto",
+    "test_fraction": 0.25,
+}
+
+
 #: A small linear ACE basis (cutoff 5 A) that fits in seconds.
 SMALL_FIT_SETTINGS = {
     "cutoff": 5.0,

@@ -183,7 +183,9 @@ def test_a_core_with_a_too_close_neighbour_is_reported_not_embedded(large_frames
 
 
 def test_cap_too_small_for_the_cut_sphere_is_a_config_error(emt_config: dict[str, Any]) -> None:
-    a, _ = densest_lattice_constant(emt_config["structures"])
+    densest = densest_lattice_constant(emt_config["structures"], emt_config["elements"])
+    assert densest is not None
+    a, _ = densest
     radius = emt_config["fit"]["cutoff"] + emt_config["embed"]["buffer"]
     minimum = minimum_embedding_atoms(radius, 4 / a**3)
     too_small = copy.deepcopy(emt_config)

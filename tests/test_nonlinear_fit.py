@@ -13,27 +13,13 @@ import numpy as np
 import pytest
 from ase import Atoms
 
+from conftest import NONLINEAR_FIT_SETTINGS
 from independent_metrics import recompute_rmse
 from mlip_autopipe import fit, nonlinear_fit
 from mlip_autopipe.errors import FitError
 
 ELEMENTS = ["Cu", "Ni"]
-SETTINGS: dict[str, Any] = {
-    "mode": "nonlinear",
-    "cutoff": 5.0,
-    "functions_per_element": 15,
-    "nradmax_by_orders": [8, 3, 2],
-    "lmax_by_orders": [0, 2, 1],
-    "fs_parameters": [1, 1, 1, 0.5],
-    "loss_kappa": 0.3,
-    "l1_coefficient": 1e-8,
-    "l2_coefficient": 1e-8,
-    "maxiter": 60,
-    "warm_start_maxiter": 60,
-    "batch_size": 100,
-    "repulsion": "auto",
-    "test_fraction": 0.25,
-}
+SETTINGS: dict[str, Any] = dict(NONLINEAR_FIT_SETTINGS)
 
 pytestmark = pytest.mark.slow
 

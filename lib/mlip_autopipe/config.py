@@ -122,6 +122,8 @@ def check_config(config: Mapping[str, Any]) -> None:
                 f"(it knows {', '.join(sorted(EMT_ELEMENTS))})",
             )
 
+    _check_surrogates(config)
+
     explore = config["explore"]
     if explore["gamma_lo"] >= explore["gamma_hi"]:
         raise ConfigError(
@@ -141,6 +143,18 @@ def check_config(config: Mapping[str, Any]) -> None:
     _check_embedding(config)
 
 
+def _check_surrogates(config: Mapping[str, Any]) -> None:
+    """MACE model files exist wherever a MACE surrogate is used (oracle or surrogate section)."""
+    from mlip_autopipe.surrogates import check_model_files
+
+    if config["oracle"]["kind"] == "mace":
+        check_model_files(config["oracle"]["mace"]["model_paths"], "oracle.mace.model_paths")
+    surrogate = config.get("surrogate") or {}
+    in_use = surrogate.get("prescreen", {}).get("enabled") or surrogate.get("distillation", {}).get("enabled")
+    if in_use and surrogate["kind"] == "mace":
+        check_model_files(surrogate["mace"]["model_paths"], "surrogate.mace.model_paths")
+
+
 #: Nearest-neighbour distance over the cubic lattice constant, per parent lattice.
 NEAREST_NEIGHBOUR_FACTOR = {"fcc": 2**-0.5, "bcc": 3**0.5 / 2, "sc": 1.0, "diamond": 3**0.5 / 4}
 
@@ -148,19 +162,33 @@ NEAREST_NEIGHBOUR_FACTOR = {"fcc": 2**-0.5, "bcc": 3**0.5 / 2, "sc": 1.0, "diamo
 MIN_DISTANCE_FRACTION = 0.8
 
 
-def densest_lattice_constant(structures: Mapping[str, Any]) -> tuple[float, int]:
-    """The smallest cubic lattice constant over the compositions, and that composition's index."""
-    constants = []
-    for composition in structures["compositions"]:
+def densest_lattice_constant(
+    structures: Mapping[str, Any], elements: Sequence[str] | None = None
+) -> tuple[float, dict[str, float]] | None:
+    """The smallest cubic lattice constant over the compositions, and that composition.
+
+    With ``elements`` the grid of ``structures.composition_step`` counts too (its pure
+    elements are often the densest crystals); None when there is no composition at all.
+    """
+    compositions = (
+        all_compositions(structures, elements) if elements is not None else list(structures["compositions"])
+    )
+    best: tuple[float, dict[str, float]] | None = None
+    for composition in compositions:
         a = structures.get("lattice_constant")
         if a is None:
             a = sum(
                 fraction * (vegard_reference_constant(element, structures["lattice"]) or 0.0)
                 for element, fraction in composition.items()
             )
-        constants.append(float(a))
-    index = int(min(range(len(constants)), key=constants.__getitem__))
-    return constants[index], index
+        if best is None or float(a) < best[0]:
+            best = (float(a), dict(composition))
+    return best
+
+
+def composition_label(composition: Mapping[str, float]) -> str:
+    """A composition as text, e.g. ``Cu0.25 Ni0.75``."""
+    return " ".join(f"{element}{fraction:g}" for element, fraction in composition.items())
 
 
 def _check_embedding(config: Mapping[str, Any]) -> None:
@@ -169,14 +197,18 @@ def _check_embedding(config: Mapping[str, Any]) -> None:
 
     structures, embed = config["structures"], config["embed"]
     lattice = structures["lattice"]
-    a, index = densest_lattice_constant(structures)
+    densest = densest_lattice_constant(structures, config["elements"])
+    if densest is None:  # user files only: their cells are checked as they are
+        return
+    a, composition = densest
+    where = f"composition {composition_label(composition)}"
     neighbour = NEAREST_NEIGHBOUR_FACTOR[lattice] * a
     if embed["min_distance"] >= MIN_DISTANCE_FRACTION * neighbour:
         raise ConfigError(
             "embed.min_distance",
             f"{embed['min_distance']} A would thin out bulk atoms; keep it below "
             f"{MIN_DISTANCE_FRACTION} x the nearest-neighbour distance {neighbour:.2f} A "
-            f"(composition {index}), i.e. below {MIN_DISTANCE_FRACTION * neighbour:.2f} A",
+            f"({where}), i.e. below {MIN_DISTANCE_FRACTION * neighbour:.2f} A",
         )
     density = ATOMS_PER_CONVENTIONAL_CELL[lattice] / a**3
     radius = config["fit"]["cutoff"] + embed["buffer"]
@@ -185,7 +217,7 @@ def _check_embedding(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             "embed.max_atoms",
             f"{embed['max_atoms']} atoms cannot hold the sphere of radius fit.cutoff + embed.buffer "
-            f"= {radius:g} A at {density:.4f} atoms/A^3 (composition {index}); the minimum is {minimum}",
+            f"= {radius:g} A at {density:.4f} atoms/A^3 ({where}); the minimum is {minimum}",
         )
 
 
@@ -215,7 +247,7 @@ def _check_supercell_fits(composition: Mapping[str, float], structures: Mapping[
     for element, fraction in composition.items():
         count = fraction * n_atoms
         if abs(count - round(count)) > COMPOSITION_TOLERANCE * n_atoms or (fraction > 0 and count < 0.5):
-            label = " ".join(f"{name}{value:g}" for name, value in composition.items())
+            label = composition_label(composition)
             raise ConfigError(
                 "structures.supercell",
                 f"{n_atoms} atoms cannot hold composition {label} exactly "

@@ -142,8 +142,11 @@ class QESettings:
 
 def result_config(oracle_config: Mapping[str, Any]) -> dict[str, Any]:
     """What Snakemake's params of a label job compare: the oracle kind and, for ``qe``, its
-    section without execution keys. Other oracles' sections are left out as well."""
+    section without execution keys; for a surrogate (``mace``, ``chgnet``), its section. Other
+    oracles' sections are left out as well."""
     config: dict[str, Any] = {"kind": oracle_config["kind"]}
+    if oracle_config["kind"] in ("mace", "chgnet"):
+        config[oracle_config["kind"]] = dict(oracle_config.get(oracle_config["kind"]) or {})
     if oracle_config["kind"] == "qe":
         qe = oracle_config.get("qe") or {}
         config["qe"] = {key: value for key, value in qe.items() if key not in EXECUTION_KEYS}
@@ -432,6 +435,34 @@ def pw_inputs(atoms: Atoms, settings: QESettings, changes: Mapping[str, Any] | N
     return PwInputs(work, input_data, pseudopotentials, kpoint_grid(atoms, settings.kspacing))
 
 
+#: Folder, inside each attempt's folder, of links to the pseudopotentials pw.x reads.
+LINKED_PSEUDO_DIR = "pseudo"
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def link_pseudopotentials(inputs: PwInputs, settings: QESettings, directory: Path) -> None:
+    """Point ``inputs`` at links in ``directory/pseudo`` to the resolved pseudopotential files.
+
+    pw.x reads ``pseudo_dir`` and file names from a Fortran namelist and a whitespace-separated
+    card: a quote or a space in a user's folder or file name would break them, and a file given by
+    an absolute path outside ``pseudo_dir`` would not be found. The links have plain names.
+    """
+    folder = directory / LINKED_PSEUDO_DIR
+    folder.mkdir(exist_ok=True)
+    names = {}
+    for symbol in inputs.pseudopotentials:
+        path = settings.pseudopotentials[symbol].path
+        suffix = "".join(char for char in path.suffix if char.isalnum() or char == ".")
+        name = path.name if _PLAIN_NAME.fullmatch(path.name) else f"{symbol}{suffix or '.UPF'}"
+        link = folder / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(path.resolve())
+        names[symbol] = name
+    inputs.pseudopotentials = names
+    inputs.input_data["control"]["pseudo_dir"] = f"./{LINKED_PSEUDO_DIR}/"
+
+
 # --------------------------------------------------------------------------- execution
 
 
@@ -628,7 +659,9 @@ class QEOracle:
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir(parents=True)
             try:
-                pw_inputs(atoms, self.settings, changes).write(directory / INPUT_NAME)
+                inputs = pw_inputs(atoms, self.settings, changes)
+                link_pseudopotentials(inputs, self.settings, directory)
+                inputs.write(directory / INPUT_NAME)
             except (OSError, ValueError, KeyError) as error:  # a structure ASE cannot write for pw.x
                 message = f"cannot write the pw.x input: {error}"
                 raise LabellingError(message, category=FAILURE_CRASH) from error

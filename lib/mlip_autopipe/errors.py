@@ -42,6 +42,14 @@ class FitError(MlipAutopipeError):
     """The training data or the fit itself is unusable."""
 
 
+class FitDiverged(FitError):
+    """A fit whose loss or coefficients became NaN or infinite; ``reason`` says where."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ExplorationError(MlipAutopipeError):
     """Molecular dynamics exploration failed."""
 

@@ -8,6 +8,7 @@ per-atom force weights (0 on embedding buffers) reach the loss through pacemaker
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ import numpy as np
 import yaml
 from ase import Atoms
 
-from mlip_autopipe.errors import FitError
+from mlip_autopipe.errors import FitDiverged, FitError
 from mlip_autopipe.fit import pacemaker_tool, to_dataframe
 
 #: Radial basis and cutoff smoothing shared with the linear mode.
@@ -131,6 +132,7 @@ def fit_nonlinear(
     workdir: str | os.PathLike[str],
     threads: int = 1,
     initial_potential: str | os.PathLike[str] | None = None,
+    generation: int | None = None,
 ) -> Path:
     """Run ``pacemaker`` in ``workdir`` on ``train``; returns the fitted B-basis YAML.
 
@@ -139,6 +141,8 @@ def fit_nonlinear(
     is read back with :func:`read_loss_history`.
 
     Raises:
+        FitDiverged: when the loss or the written coefficients are NaN or infinite (the message
+            names ``generation`` and what to change).
         FitError: when the warm-start potential is missing, or pacemaker fails or writes no potential.
     """
     workdir = Path(workdir)
@@ -166,6 +170,9 @@ def fit_nonlinear(
             env=quiet_thread_environment(threads),
             check=False,
         )
+    reason = divergence(workdir, output)
+    if reason is not None:
+        raise FitDiverged(diverged_message(generation, reason), reason=reason)
     if completed.returncode != 0 or not output.exists():
         raise FitError(f"pacemaker failed (exit {completed.returncode}); see {workdir / 'log.txt'}")
     return output
@@ -221,3 +228,67 @@ def read_loss_history(workdir: str | os.PathLike[str]) -> list[tuple[int, float]
     iteration, loss = header.index("iter_num"), header.index("loss")
     rows = [line.split() for line in lines[1:] if line.strip()]
     return [(int(row[iteration]), float(row[loss])) for row in rows]
+
+
+#: Words a YAML reader may leave as strings for non-finite numbers.
+_NON_FINITE_WORDS = frozenset({"nan", ".nan", "inf", ".inf", "-inf", "-.inf", "+inf", "+.inf", "infinity"})
+
+
+def _first_non_finite(node: Any, where: str = "") -> str | None:
+    """Path of the first NaN/infinite number in a loaded YAML document, or None."""
+    if isinstance(node, bool):
+        return None
+    if isinstance(node, float) and not math.isfinite(node):
+        return where or "<root>"
+    if isinstance(node, str) and node.strip().lower() in _NON_FINITE_WORDS:
+        return where or "<root>"
+    if isinstance(node, dict):
+        items: list[tuple[Any, Any]] = list(node.items())
+    elif isinstance(node, list):
+        items = list(enumerate(node))
+    else:
+        return None
+    for key, value in items:
+        found = _first_non_finite(value, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def divergence(
+    workdir: str | os.PathLike[str], potential: str | os.PathLike[str] | None = None
+) -> str | None:
+    """Why a pacemaker fit diverged: the first non-finite loss in ``metrics.txt`` or non-finite
+    number in the written ``potential``; None when both are finite (or absent)."""
+    for iteration, loss in read_loss_history(workdir):
+        if not math.isfinite(loss):
+            return f"loss {loss} at iteration {iteration}"
+    if potential is not None and Path(potential).is_file():
+        with open(potential) as handle:
+            where = _first_non_finite(yaml.safe_load(handle))
+        if where is not None:
+            return f"non-finite value in {Path(potential).name} at {where}"
+    return None
+
+
+def diverged_message(generation: int | None, reason: str) -> str:
+    """One line: which fit diverged, why, what is kept and what to change."""
+    which = f"generation {generation}" if generation is not None else "the fit"
+    return (
+        f"{which}: pacemaker fit diverged ({reason}); labelled data and earlier generations are kept; "
+        "refit with more weight regularisation (raise fit.l2_coefficient, e.g. x10), fewer functions "
+        "(fit.functions_per_element) or a cold start (fit.warm_start: false)"
+    )
+
+
+def fit_failure_record(generation: int, error: FitError, workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ledger entry of a failed fit (written to ``fit/failure.json``): category, reason, message
+    and the loss history pacemaker had written."""
+    return {
+        "generation": generation,
+        "status": "failed",
+        "category": "fit_diverged" if isinstance(error, FitDiverged) else "fit_failed",
+        "reason": error.reason if isinstance(error, FitDiverged) else str(error),
+        "message": str(error),
+        "loss_history": [[iteration, repr(loss)] for iteration, loss in read_loss_history(workdir)],
+    }

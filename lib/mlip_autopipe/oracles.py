@@ -1,4 +1,5 @@
-"""Oracles: the reference methods that label structures (EMT; Quantum ESPRESSO in :mod:`dft`).
+"""Oracles: the reference methods that label structures (EMT; Quantum ESPRESSO in :mod:`dft`;
+the MACE and CHGNet surrogates in :mod:`surrogates`).
 
 An oracle has a ``name``, a ``settings_hash`` (what a cached label is keyed by, with the
 structure uid) and ``label(atoms) -> Atoms`` returning a labelled copy or raising
@@ -77,7 +78,8 @@ def make_oracle(
     """Build the oracle named by ``oracle.kind``.
 
     ``elements`` (the run's elements) and ``cores``/``mpi``/``work_dir`` (where, with which
-    MPI launcher and on how many cores pw.x runs) matter only for ``qe``.
+    MPI launcher and on how many cores pw.x runs) matter only for ``qe``; ``cores`` are the
+    torch threads of ``mace`` and ``chgnet`` (one when not given).
     """
     kind = oracle_config["kind"]
     if kind == "emt":
@@ -86,4 +88,8 @@ def make_oracle(
         from mlip_autopipe.dft import make_qe_oracle
 
         return make_qe_oracle(oracle_config, elements, cores=cores, mpi=mpi, work_dir=work_dir)
+    if kind in ("mace", "chgnet"):
+        from mlip_autopipe.surrogates import make_surrogate
+
+        return make_surrogate(kind, oracle_config.get(kind) or {}, threads=cores or 1, key="oracle")
     raise ConfigError("oracle.kind", f"unknown oracle '{kind}'")

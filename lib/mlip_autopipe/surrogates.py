@@ -1,0 +1,253 @@
+"""Surrogate models: MACE (user-supplied model files, a committee gives variances) and CHGNet
+(pretrained weights shipped inside its wheel) as cheap oracles.
+
+They label like any :class:`~mlip_autopipe.oracles.Oracle`; on top, a surrogate label carries its
+committee spread in ``atoms.info``: ``surrogate_energy_std`` (eV/atom) and ``surrogate_force_std``
+(eV/A, the largest over atoms of the norm of the per-atom force standard deviation; 0 for a
+single model). Nothing is fetched from a model hub: MACE needs files, CHGNet uses its wheel's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from mlip_autopipe.data import attach_labels
+from mlip_autopipe.errors import ConfigError, LabellingError
+
+#: Oracle kinds served by this module.
+SURROGATE_KINDS = ("mace", "chgnet")
+
+#: Pretrained CHGNet models inside the chgnet wheel (folder chgnet/pretrained/<name>).
+CHGNET_MODELS = ("0.3.0", "0.2.0", "r2scan")
+
+
+def set_torch_threads(threads: int) -> None:
+    """One process, ``threads`` torch threads: torch's default (all cores) is several times
+    slower on a shared machine and oversubscribes parallel Snakemake jobs."""
+    import torch
+
+    threads = max(1, int(threads))
+    torch.set_num_threads(threads)
+    # the inter-op pool can be sized only before any parallel work in this process
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def check_model_files(model_paths: Sequence[str | os.PathLike[str]], key: str) -> list[Path]:
+    """The MACE model files as paths; ConfigError naming ``key`` when none or one is missing."""
+    paths = [Path(path) for path in model_paths]
+    if not paths:
+        raise ConfigError(key, "give at least one MACE model file (mace has no built-in weights offline)")
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(key, f"MACE model file '{path}' not found")
+    return paths
+
+
+def _surrogate_labels(atoms: Atoms, calc: Any, name: str) -> Atoms:
+    """Evaluate ``calc`` on a copy of ``atoms``; a labelled copy with the committee spread."""
+    work = atoms.copy()
+    work.calc = calc
+    try:
+        energy = float(work.get_potential_energy())
+        forces = np.asarray(work.get_forces(), dtype=float)
+        stress = np.asarray(work.get_stress(voigt=True), dtype=float) if work.pbc.all() else None
+    except (RuntimeError, ValueError, IndexError) as error:
+        raise LabellingError(f"{name} cannot evaluate this structure: {error}") from error
+    if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
+        raise LabellingError(f"{name} returned a non-finite energy or force")
+    labelled = attach_labels(atoms, energy=energy, forces=forces, stress=stress)
+    results = calc.results
+    energy_var = float(np.asarray(results.get("energy_var", 0.0)))
+    forces_var = np.asarray(results.get("forces_var", np.zeros_like(forces)), dtype=float)
+    labelled.info["surrogate_energy_std"] = float(np.sqrt(max(energy_var, 0.0)) / max(len(atoms), 1))
+    labelled.info["surrogate_force_std"] = float(np.sqrt(np.clip(forces_var, 0, None).sum(axis=1)).max())
+    return labelled
+
+
+class MACEOracle:
+    """One MACE model, or a committee of them (mean labels, spread in ``atoms.info``)."""
+
+    name = "mace"
+
+    def __init__(
+        self,
+        model_paths: Sequence[str | os.PathLike[str]],
+        *,
+        default_dtype: str = "float64",
+        threads: int = 1,
+        key: str = "oracle.mace.model_paths",
+    ) -> None:
+        self.model_paths = check_model_files(model_paths, key)
+        self.default_dtype = default_dtype
+        self.threads = threads
+        self._calculator: Any = None
+
+    def settings_hash(self) -> str:
+        from mlip_autopipe.oracles import hash_settings
+
+        return hash_settings(
+            {
+                "oracle": "mace",
+                "models": [_file_digest(path) for path in self.model_paths],
+                "dtype": self.default_dtype,
+            }
+        )
+
+    def calculator(self) -> Any:
+        """The (cached) MACECalculator on the CPU."""
+        if self._calculator is None:
+            set_torch_threads(self.threads)
+            from mace.calculators import MACECalculator
+
+            self._calculator = MACECalculator(
+                model_paths=[str(path) for path in self.model_paths],
+                device="cpu",
+                default_dtype=self.default_dtype,
+            )
+        return self._calculator
+
+    def label(self, atoms: Atoms) -> Atoms:
+        return _surrogate_labels(atoms, self.calculator(), "MACE")
+
+
+class CHGNetOracle:
+    """CHGNet's pretrained universal potential, loaded from the weights in its wheel."""
+
+    name = "chgnet"
+
+    def __init__(self, model: str = "0.3.0", *, threads: int = 1) -> None:
+        if model not in CHGNET_MODELS:
+            raise ConfigError("oracle.chgnet.model", f"'{model}' is not one of {', '.join(CHGNET_MODELS)}")
+        self.model = model
+        self.threads = threads
+        self._calculator: Any = None
+
+    def settings_hash(self) -> str:
+        from importlib.metadata import version
+
+        from mlip_autopipe.oracles import hash_settings
+
+        return hash_settings({"oracle": "chgnet", "model": self.model, "chgnet": version("chgnet")})
+
+    def calculator(self) -> Any:
+        """The (cached) CHGNetCalculator on the CPU; no download (weights ship in the wheel)."""
+        if self._calculator is None:
+            set_torch_threads(self.threads)
+            from chgnet.model import CHGNet
+            from chgnet.model.dynamics import CHGNetCalculator
+
+            model = CHGNet.load(model_name=self.model, use_device="cpu", verbose=False, check_cuda_mem=False)
+            self._calculator = CHGNetCalculator(model=model, use_device="cpu")
+        return self._calculator
+
+    def label(self, atoms: Atoms) -> Atoms:
+        return _surrogate_labels(atoms, self.calculator(), "CHGNet")
+
+
+def make_surrogate(
+    kind: str, settings: Mapping[str, Any], *, threads: int = 1, key: str = "oracle"
+) -> MACEOracle | CHGNetOracle:
+    """Surrogate of ``kind`` from its settings section (``mace``: model_paths, default_dtype;
+    ``chgnet``: model); ``key`` is the config section named in errors."""
+    if kind == "mace":
+        return MACEOracle(
+            settings.get("model_paths") or [],
+            default_dtype=settings.get("default_dtype", "float64"),
+            threads=threads,
+            key=f"{key}.mace.model_paths",
+        )
+    if kind == "chgnet":
+        return CHGNetOracle(settings.get("model", "0.3.0"), threads=threads)
+    raise ConfigError(f"{key}.kind", f"unknown surrogate '{kind}' (one of {', '.join(SURROGATE_KINDS)})")
+
+
+def surrogate_section(section: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The settings of the surrogate ``section['kind']`` names (its mace/chgnet sub-section)."""
+    return section.get(section["kind"]) or {}
+
+
+#: A small MACE (one interaction, scalar features) that trains on a few dozen cells in a minute.
+SMALL_MACE = {
+    "num_interactions": 1,
+    "num_channels": 8,
+    "max_L": 0,
+    "correlation": 2,
+    "r_max": 4.0,
+    "num_radial_basis": 6,
+    "batch_size": 5,
+    "max_num_epochs": 20,
+    "valid_fraction": 0.1,
+}
+
+
+def train_mace(
+    labelled: Sequence[Atoms],
+    folder: str | os.PathLike[str],
+    *,
+    name: str = "surrogate",
+    settings: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    threads: int = 1,
+) -> Path:
+    """Train a MACE model on ``labelled`` structures with ``mace_run_train``; returns the model file.
+
+    ``settings`` (over :data:`SMALL_MACE`) are mace_run_train options. Runs on the CPU in
+    float64 with ``threads`` torch threads; the log is ``folder/<name>.log``.
+    """
+    import subprocess
+    import sys
+
+    from ase.io import write
+
+    from mlip_autopipe.errors import FitError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for atoms in labelled:
+        frame = atoms.copy()
+        frame.calc = None
+        frame.info = {"REF_energy": float(atoms.get_potential_energy())}
+        frame.arrays["REF_forces"] = np.asarray(atoms.get_forces(), dtype=float)
+        frames.append(frame)
+    train_file = folder / f"{name}_train.xyz"
+    write(train_file, frames, format="extxyz")
+    options = {**SMALL_MACE, **(settings or {})}
+    command = [
+        str(Path(sys.executable).with_name("mace_run_train")),
+        f"--name={name}",
+        f"--train_file={train_file}",
+        "--E0s=average",
+        "--model=MACE",
+        "--device=cpu",
+        "--default_dtype=float64",
+        f"--seed={seed}",
+        "--energy_key=REF_energy",
+        "--forces_key=REF_forces",
+        f"--work_dir={folder}",
+        *(f"--{key}={value}" for key, value in options.items()),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with open(folder / f"{name}.log", "w") as log:
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+    model = folder / f"{name}.model"
+    if result.returncode != 0 or not model.is_file():
+        raise FitError(f"mace_run_train failed (exit {result.returncode}); see {folder / f'{name}.log'}")
+    return model
