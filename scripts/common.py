@@ -5,8 +5,11 @@ import sys
 from pathlib import Path
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
-if str(LIB) not in sys.path:
-    sys.path.insert(0, str(LIB))
+# This checkout's library first: Snakemake's script preamble appends the workflow's search
+# paths *behind* site-packages, where another installed copy of mlip_autopipe would win.
+while str(LIB) in sys.path:
+    sys.path.remove(str(LIB))
+sys.path.insert(0, str(LIB))
 
 
 def start(snakemake) -> logging.Logger:
