@@ -28,6 +28,10 @@ if not workflow.overwrite_configfiles:
 try:
     validate_schema(config, load_yaml(os.path.join(workflow.basedir, "config", "schema.yaml")))
     check_config(config)
+    if workflow.is_main_process:  # not again in every cluster job: it imports the SQS code
+        from mlip_autopipe.structures import check_sqs_setups
+
+        check_sqs_setups(config["structures"], config["elements"])
 except ConfigError as error:
     sys.exit(f"ConfigError: {error}")
 validate(config, "config/schema.yaml")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -258,6 +259,35 @@ def _search_decorations(
     """Decorations of sqsgenerator's best objective values, at least ``n_structures`` if found."""
     import sqsgenerator
 
+    parsed = _parse_setup(template, counts, seed, iterations, pair_shells)
+    pack = sqsgenerator.optimize(parsed)
+    decorations: list[np.ndarray] = []
+    for _, results in sorted(pack, key=lambda group: group[0]):
+        decorations.extend(_numbers_on_template(template, result.structure()) for result in results)
+        if len(decorations) >= n_structures:
+            break
+    if not decorations:
+        raise StructureError("sqsgenerator returned no structure")
+    return decorations
+
+
+def check_setup(template: Atoms, counts: Mapping[str, int], pair_shells: int) -> None:
+    """Let sqsgenerator parse the SQS set-up of ``template`` without searching (milliseconds).
+
+    Raises:
+        StructureError: the cell is too small for ``pair_shells`` shells, or another set-up error.
+    """
+    present = {element: count for element, count in counts.items() if count > 0}
+    if len(present) > 1:
+        _parse_setup(template, present, 0, 1, pair_shells)
+
+
+def _parse_setup(
+    template: Atoms, counts: Mapping[str, int], seed: int, iterations: int, pair_shells: int
+) -> Any:
+    """sqsgenerator's parsed configuration; its set-up errors as :class:`StructureError`."""
+    import sqsgenerator
+
     settings = {
         "structure": {
             "lattice": np.asarray(template.cell).tolist(),
@@ -271,19 +301,14 @@ def _search_decorations(
         "seed": [int(seed)],
         "thread_config": [1],
     }
-    parsed = sqsgenerator.parse_config(settings)
+    try:
+        parsed = sqsgenerator.parse_config(settings)
+    except ValueError as error:  # e.g. a cell too small for any shell histogram
+        raise StructureError(f"sqsgenerator rejected the SQS set-up: {error}") from error
     # a bad set-up comes back as a ParseError object rather than an exception
     if type(parsed).__name__ == "ParseError":
         raise StructureError(f"sqsgenerator rejected the SQS set-up: {parsed.key}: {parsed.msg}")
-    pack = sqsgenerator.optimize(parsed)
-    decorations: list[np.ndarray] = []
-    for _, results in sorted(pack, key=lambda group: group[0]):
-        decorations.extend(_numbers_on_template(template, result.structure()) for result in results)
-        if len(decorations) >= n_structures:
-            break
-    if not decorations:
-        raise StructureError("sqsgenerator returned no structure")
-    return decorations
+    return parsed
 
 
 def _numbers_on_template(template: Atoms, structure: object) -> np.ndarray:

@@ -21,14 +21,15 @@ from mlip_autopipe import variants
 from mlip_autopipe.config import (
     IDEAL_C_OVER_A,
     all_compositions,
+    composition_label,
     parent_lattice,
     vegard_reference_c_over_a,
     vegard_reference_constant,
 )
 from mlip_autopipe.data import tag_structure
 from mlip_autopipe.diversity import farthest_point_sampling, soap_descriptors
-from mlip_autopipe.errors import ConfigError
-from mlip_autopipe.sqs import generate_sqs
+from mlip_autopipe.errors import ConfigError, StructureError
+from mlip_autopipe.sqs import check_setup, generate_sqs
 from mlip_autopipe.user_structures import read_user_structures
 
 #: SQS search settings when the config gives none.
@@ -93,12 +94,10 @@ def random_alloy(
     return cell
 
 
-def sqs_cells(
-    composition: Mapping[str, float],
-    structures: Mapping[str, Any],
-    seed: Sequence[int],
-) -> list[Atoms]:
-    """The SQS parent cells of one composition, tagged ``origin: sqs``."""
+def sqs_template(
+    composition: Mapping[str, float], structures: Mapping[str, Any]
+) -> tuple[Atoms, str, float | None, float | None]:
+    """The supercell an SQS of ``composition`` decorates, its lattice name, a and c/a (or None)."""
     a: float | None = None
     c_over_a = None
     if structures.get("lattice_file"):
@@ -113,6 +112,36 @@ def sqs_cells(
         if lattice == "hcp":
             c_over_a = structures.get("c_over_a") or alloy_c_over_a(composition)
         template = lattice_template(lattice, a, structures["supercell"], c_over_a, next(iter(composition)))
+    return template, lattice, a, c_over_a
+
+
+def check_sqs_setups(structures: Mapping[str, Any], elements: Sequence[str]) -> None:
+    """Every alloy composition's SQS set-up, parsed by sqsgenerator before any job runs.
+
+    Raises:
+        ConfigError: naming ``structures.supercell`` when a cell is too small for the shells.
+    """
+    settings = {**DEFAULT_SQS, **structures.get("sqs", {})}
+    for composition in all_compositions(structures, elements):
+        template = sqs_template(composition, structures)[0]
+        try:
+            check_setup(template, element_counts(composition, len(template)), settings["pair_shells"])
+        except StructureError as error:
+            raise ConfigError(
+                "structures.supercell",
+                f"the {len(template)}-site SQS cell of {composition_label(composition)} is too small for "
+                f"structures.sqs.pair_shells = {settings['pair_shells']} ({error}); "
+                "use a larger supercell or fewer shells",
+            ) from error
+
+
+def sqs_cells(
+    composition: Mapping[str, float],
+    structures: Mapping[str, Any],
+    seed: Sequence[int],
+) -> list[Atoms]:
+    """The SQS parent cells of one composition, tagged ``origin: sqs``."""
+    template, lattice, a, c_over_a = sqs_template(composition, structures)
     settings = {**DEFAULT_SQS, **structures.get("sqs", {})}
     cells = generate_sqs(
         template,
