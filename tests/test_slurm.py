@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 import slurm_cluster
 from mlip_autopipe.data import read_structures
@@ -34,8 +35,8 @@ def jobcomp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     slurm_cluster.stop()
 
 
-def run(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_snakemake(run_dir, EMT_PRESET, *args, cores=None, timeout=1500)
+def run(run_dir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_snakemake(run_dir, configfile, *args, cores=None, timeout=1500)
 
 
 def comparable(info: dict) -> dict:
@@ -63,10 +64,17 @@ def assert_same_labels(mine: Path, theirs: Path) -> None:
 
 
 def test_slurm_run_matches_local_run(jobcomp: Path, tmp_path: Path) -> None:
+    # two generations of the EMT preset, no validation: every sbatch round trip costs ~20 s
+    # here (benchmarks/README.md), and two generations take every rule through the queue
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    config["loop"]["max_generations"] = 2
+    config["validation"] = {"enabled": False}
+    configfile = tmp_path / "emt-2-generations.yaml"
+    configfile.write_text(yaml.safe_dump(config))
     local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
-    local = run(local_dir, "--cores", "2")
+    local = run(local_dir, configfile, "--cores", "2")
     assert local.returncode == 0, local.stderr[-3000:]
-    slurm = run(slurm_dir, *slurm_cluster.PROFILE_ARGS)
+    slurm = run(slurm_dir, configfile, *slurm_cluster.PROFILE_ARGS)
     assert slurm.returncode == 0, slurm.stderr[-5000:]
 
     local_decisions = sorted((local_dir / "results").glob("gen_*/decision.json"))
