@@ -200,11 +200,6 @@ def test_validation_of_the_final_potential_matches_the_oracle(finished_run: Path
     assert md["min_distance_observed"] > md["min_distance_threshold"]
 
 
-@pytest.mark.xfail(
-    reason="alloy B0 of the EMT preset measured at +4.6 % and +5.3 % in two runs (MD makes runs "
-    "differ slightly): within 5 % is not yet reliable; see the README's Validation section",
-    strict=False,
-)
 def test_validation_bulk_modulus_of_the_alloy_is_within_5_percent(finished_run: Path) -> None:
     report = json.loads((finished_run / "results/validation/validation.json").read_text())
     alloy = report["materials"]["Cu0.5Ni0.5"]["comparison"]["B0"]
