@@ -6,6 +6,7 @@ log = start(snakemake)
 
 from mlip_autopipe import fit, nonlinear_fit  # noqa: E402
 from mlip_autopipe.data import read_structures, write_text_atomic  # noqa: E402
+from mlip_autopipe.timing import tool_time  # noqa: E402
 
 elements = snakemake.params.elements
 settings = snakemake.params.fit
@@ -23,29 +24,31 @@ else:
     references = fit.reference_energies(train, elements)
 log.info("fitting (%s) on %d structures (%d held out)", settings["mode"], len(train), len(test))
 history = None
-if settings["mode"] == "nonlinear":
-    fitted = nonlinear_fit.fit_nonlinear(
-        train,
-        elements,
-        settings,
-        references,
-        snakemake.params.pacemaker_dir,
-        threads=snakemake.threads,
-        initial_potential=previous_potential,
-    )
-    basis = fit.load_basis(fitted)
-    history = nonlinear_fit.read_loss_history(snakemake.params.pacemaker_dir)
-else:
-    basis = fit.fit_linear(train, elements, settings, references)
+with tool_time(log, "pacemaker"):
+    if settings["mode"] == "nonlinear":
+        fitted = nonlinear_fit.fit_nonlinear(
+            train,
+            elements,
+            settings,
+            references,
+            snakemake.params.pacemaker_dir,
+            threads=snakemake.threads,
+            initial_potential=previous_potential,
+        )
+        basis = fit.load_basis(fitted)
+        history = nonlinear_fit.read_loss_history(snakemake.params.pacemaker_dir)
+    else:
+        basis = fit.fit_linear(train, elements, settings, references)
 fit.save_potential(basis, snakemake.output.yaml, snakemake.output.yace)
 fit.to_dataframe(train, references).to_pickle(snakemake.output.dataset, compression="gzip")
-fit.compute_active_set(snakemake.output.yaml, snakemake.output.dataset, snakemake.log[0])
-metrics = {
-    "mode": settings["mode"],
-    "reference_energies_ev": references,
-    "train": fit.evaluate(snakemake.output.yaml, train, references),
-    "test": fit.evaluate(snakemake.output.yaml, test, references),
-}
+with tool_time(log, "pacemaker"):
+    fit.compute_active_set(snakemake.output.yaml, snakemake.output.dataset, snakemake.log[0])
+    metrics = {
+        "mode": settings["mode"],
+        "reference_energies_ev": references,
+        "train": fit.evaluate(snakemake.output.yaml, train, references),
+        "test": fit.evaluate(snakemake.output.yaml, test, references),
+    }
 if history:
     metrics["optimizer"] = {
         "warm_start": previous_potential is not None,
