@@ -210,7 +210,11 @@ def main() -> None:
     parser.add_argument("--skip-dft", action="store_true", help="leave out the reduced DFT run")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/overhead.json")
     parser.add_argument("--plot", type=Path, default=REPO / "benchmarks/overhead.png")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(args.out.read_text()), args.plot)
+        return
     scratch = Path(tempfile.mkdtemp(prefix="overhead_"))
     try:
         emt_run = args.emt_run
