@@ -357,6 +357,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
         axis.set_xlabel("oracle calls (32-atom EMT labels)")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
+    target = result.get("headline", {}).get("target_force_rmse_ev_per_a")
+    if target:
+        axes[0].axhline(
+            target, color="tab:red", linestyle=":", linewidth=1, label="target: loop's final (median)"
+        )
     axes[0].legend(fontsize=8)
     figure.suptitle(f"EMT Cu-Ni: held-out MD + defect test set ({result['test_set']['structures']} frames)")
     figure.tight_layout()

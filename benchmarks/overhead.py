@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -58,7 +59,7 @@ def snakemake_env() -> dict[str, str]:
 
 
 def snakemake(run_dir: Path, config_file: Path, *extra: str, log: Path | None = None) -> float:
-    """Run Snakemake on ``run_dir``; returns its wall seconds."""
+    """Run Snakemake on ``run_dir``; returns its wall seconds (CPU seconds: :func:`child_cpu_seconds`)."""
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(run_dir), "--configfile", str(config_file), *extra,
@@ -67,6 +68,12 @@ def snakemake(run_dir: Path, config_file: Path, *extra: str, log: Path | None = 
     with open(log or os.devnull, "w") as out:
         subprocess.run(command, check=True, stdout=out, stderr=subprocess.STDOUT, env=snakemake_env())
     return time.perf_counter() - start
+
+
+def child_cpu_seconds() -> float:
+    """User + system CPU seconds of all finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_serial(config: dict[str, Any], run_dir: Path) -> float:
@@ -153,15 +160,24 @@ def synthesize_generations(source: Path, target: Path, generations: int) -> Path
 
 
 def time_dry_run(run_dir: Path, config_file: Path, repeats: int = 3) -> dict[str, Any]:
-    """Best-of-``repeats`` wall time of ``snakemake -n`` and what it would run."""
+    """Best-of-``repeats`` wall and CPU time of ``snakemake -n``, and what it would run.
+
+    The CPU time is the steadier number on a shared machine: wall time includes waiting for a core.
+    """
     out = run_dir / "dry_run.out"
-    seconds = min(snakemake(run_dir, config_file, "-n", "--cores", "1", log=out) for _ in range(repeats))
+    walls, cpus = [], []
+    for _ in range(repeats):
+        cpu_before = child_cpu_seconds()
+        walls.append(snakemake(run_dir, config_file, "-n", "--cores", "1", log=out))
+        cpus.append(child_cpu_seconds() - cpu_before)
     text = out.read_text()
     nothing = "Nothing to be done" in text
     planned = re.search(r"^total\s+(\d+)", text, flags=re.MULTILINE)
     return {
         "generations": len(list((run_dir / "results").glob("gen_[0-9][0-9][0-9]"))),
-        "dry_run_s": round(seconds, 2),
+        "dry_run_s": round(min(walls), 2),
+        "dry_run_cpu_s": round(min(cpus), 2),
+        "dry_run_s_all": [round(wall, 2) for wall in walls],
         "jobs_planned": 0 if nothing else int(planned[1]) if planned else None,
     }
 
