@@ -374,12 +374,20 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[3, 5, 8, 15, 30, 60, 120, 240, 480])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--test-frames", type=int, default=2, help="frames per test MD run")
-    parser.add_argument("--quick", action="store_true", help="one seed, small budgets (a smoke test)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/learning_efficiency.json")
-    parser.add_argument("--plot", type=Path, default=REPO / "benchmarks/learning_efficiency.png")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one seed, small budgets: a smoke test (output in the temp folder)",
+    )
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/learning_efficiency.json")
+    parser.add_argument("--plot", type=Path, help="default: benchmarks/learning_efficiency.png")
     parser.add_argument("--keep", type=Path, help="keep the loop's run folders here")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out")
     args = parser.parse_args()
+    # a smoke test never overwrites the committed results
+    home = Path(tempfile.gettempdir()) if args.quick else REPO / "benchmarks"
+    args.out = args.out or home / "results" / "learning_efficiency.json"
+    args.plot = args.plot or home / "learning_efficiency.png"
     if args.plot_only:
         plot(json.loads(args.out.read_text()), args.plot)
         return
