@@ -21,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 # Debian packages the tests and local runs use (Slurm for the scale-out test).
 APT_PACKAGES := slurm-wlm munge
 
-.PHONY: setup system setup-qe plugin run dry-run status report test lint clean-results
+.PHONY: setup system setup-qe plugin run dry-run status report test lint clean-results benchmark-learning
 
 setup: system setup-qe $(STAMP) plugin
 
@@ -108,9 +108,20 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check lib scripts tests
+	$(BIN)/ruff check lib scripts tests benchmarks
 	$(BIN)/mypy lib
 	$(BIN)/snakemake --lint
 
 clean-results:
 	rm -rf results logs .snakemake
+
+# Issue-12 benchmarks (~14 min measured on 2 busy cores): data efficiency of the loop against
+# random sampling, then orchestration overhead (reads the loop's first, serial run). Writes
+# benchmarks/results/{learning_efficiency,overhead}.json and the PNGs in benchmarks/; the run
+# folders live in BENCH_DIR meanwhile (kept when a step fails).
+BENCH_DIR ?= $(or $(TMPDIR),/tmp)/mlip-autopipe-benchmark
+benchmark-learning: $(STAMP)
+	mkdir -p $(BENCH_DIR)
+	nice $(BIN)/python benchmarks/learning_efficiency.py --keep $(BENCH_DIR)
+	nice $(BIN)/python benchmarks/overhead.py --emt-run $(BENCH_DIR)/loop_seed7
+	rm -rf $(BENCH_DIR)

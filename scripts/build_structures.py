@@ -4,11 +4,13 @@ log = start(snakemake)
 
 from mlip_autopipe.data import write_structures  # noqa: E402
 from mlip_autopipe.structures import build_pool, pick_initial  # noqa: E402
+from mlip_autopipe.timing import tool_time  # noqa: E402
 
 structures = snakemake.params.structures
 elements = snakemake.params.elements
-pool = build_pool(structures, snakemake.params.seed, elements)
-initial = pick_initial(pool, structures["initial_pick"], elements, structures["soap"])
+with tool_time(log, "structures"):  # SQS search (sqsgenerator) and SOAP (dscribe)
+    pool = build_pool(structures, snakemake.params.seed, elements)
+    initial = pick_initial(pool, structures["initial_pick"], elements, structures["soap"])
 log.info("pool of %d structures, %d picked for generation 0", len(pool), len(initial))
 for atoms in pool:
     if atoms.info["origin"] == "sqs":

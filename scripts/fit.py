@@ -10,6 +10,7 @@ from mlip_autopipe import fit, nonlinear_fit  # noqa: E402
 from mlip_autopipe.data import read_structures, write_text_atomic  # noqa: E402
 from mlip_autopipe.distillation import distillation_set  # noqa: E402
 from mlip_autopipe.errors import FitError  # noqa: E402
+from mlip_autopipe.timing import tool_time  # noqa: E402
 
 generation = int(snakemake.wildcards.gen)
 # A failed fit is ledgered next to its outputs; a later successful fit removes the entry.
@@ -47,37 +48,39 @@ if snakemake.input.surrogate_pool:
     log.info("distillation: %d surrogate-labelled structures added", len(train) - len(oracle_train))
 log.info("fitting (%s) on %d structures (%d held out)", settings["mode"], len(train), len(test))
 history = None
-if settings["mode"] == "nonlinear":
-    try:
-        fitted = nonlinear_fit.fit_nonlinear(
-            train,
-            elements,
-            settings,
-            references,
-            snakemake.params.pacemaker_dir,
-            threads=snakemake.threads,
-            initial_potential=previous_potential,
-            generation=generation,
-        )
-    except FitError as error:
-        # Stop this fit with one line; its inputs (labels, earlier generations) stay as they are.
-        record = nonlinear_fit.fit_failure_record(generation, error, snakemake.params.pacemaker_dir)
-        write_text_atomic(failure_file, json.dumps(record, indent=2) + "\n")
-        log.error("%s: %s", type(error).__name__, error)
-        sys.exit(f"{type(error).__name__}: {error}")
-    basis = fit.load_basis(fitted)
-    history = nonlinear_fit.read_loss_history(snakemake.params.pacemaker_dir)
-else:
-    basis = fit.fit_linear(train, elements, settings, references)
+with tool_time(log, "pacemaker"):
+    if settings["mode"] == "nonlinear":
+        try:
+            fitted = nonlinear_fit.fit_nonlinear(
+                train,
+                elements,
+                settings,
+                references,
+                snakemake.params.pacemaker_dir,
+                threads=snakemake.threads,
+                initial_potential=previous_potential,
+                generation=generation,
+            )
+        except FitError as error:
+            # Stop this fit with one line; its inputs (labels, earlier generations) stay as they are.
+            record = nonlinear_fit.fit_failure_record(generation, error, snakemake.params.pacemaker_dir)
+            write_text_atomic(failure_file, json.dumps(record, indent=2) + "\n")
+            log.error("%s: %s", type(error).__name__, error)
+            sys.exit(f"{type(error).__name__}: {error}")
+        basis = fit.load_basis(fitted)
+        history = nonlinear_fit.read_loss_history(snakemake.params.pacemaker_dir)
+    else:
+        basis = fit.fit_linear(train, elements, settings, references)
 fit.save_potential(basis, snakemake.output.yaml, snakemake.output.yace)
 fit.to_dataframe(train, references).to_pickle(snakemake.output.dataset, compression="gzip")
-fit.compute_active_set(snakemake.output.yaml, snakemake.output.dataset, snakemake.log[0])
-metrics = {
-    "mode": settings["mode"],
-    "reference_energies_ev": references,
-    "train": fit.evaluate(snakemake.output.yaml, oracle_train, references),
-    "test": fit.evaluate(snakemake.output.yaml, test, references),
-}
+with tool_time(log, "pacemaker"):
+    fit.compute_active_set(snakemake.output.yaml, snakemake.output.dataset, snakemake.log[0])
+    metrics = {
+        "mode": settings["mode"],
+        "reference_energies_ev": references,
+        "train": fit.evaluate(snakemake.output.yaml, oracle_train, references),
+        "test": fit.evaluate(snakemake.output.yaml, test, references),
+    }
 if history:
     metrics["optimizer"] = {
         "warm_start": previous_potential is not None,

@@ -7,6 +7,7 @@ log = start(snakemake)
 from mlip_autopipe.data import read_structures, write_structures  # noqa: E402
 from mlip_autopipe.labelling import label_candidate  # noqa: E402
 from mlip_autopipe.oracles import make_oracle  # noqa: E402
+from mlip_autopipe.timing import tool_time  # noqa: E402
 
 (candidate,) = read_structures(snakemake.input[0])
 # The oracle comes from the full config section: params.oracle leaves out the execution keys
@@ -19,7 +20,8 @@ oracle = make_oracle(
     mpi=snakemake.resources.get("mpi"),
     work_dir=Path(snakemake.log[0]).with_suffix(".pw"),
 )
-labelled = label_candidate(candidate, oracle, cache_dir=snakemake.params.cache_dir)
+with tool_time(log, "oracle"):
+    labelled = label_candidate(candidate, oracle, cache_dir=snakemake.params.cache_dir)
 log.info(
     "%s: %s %s (cache: %s, attempts: %s)",
     candidate.info["uid"],

@@ -4,16 +4,18 @@ log = start(snakemake)
 
 from mlip_autopipe.data import read_structures, write_structures  # noqa: E402
 from mlip_autopipe.select import select_environments  # noqa: E402
+from mlip_autopipe.timing import tool_time  # noqa: E402
 
 frames = read_structures(snakemake.input.frames)
-selected, method = select_environments(
-    frames,
-    snakemake.params.select,
-    potential_yaml=snakemake.input.yaml,
-    active_set=snakemake.input.asi,
-    gamma_hi=snakemake.params.gamma_hi,
-    whole_frame_atoms=snakemake.params.whole_frame_atoms,
-)
+with tool_time(log, "pacemaker"):  # gamma and MaxVol through pyace
+    selected, method = select_environments(
+        frames,
+        snakemake.params.select,
+        potential_yaml=snakemake.input.yaml,
+        active_set=snakemake.input.asi,
+        gamma_hi=snakemake.params.gamma_hi,
+        whole_frame_atoms=snakemake.params.whole_frame_atoms,
+    )
 log.info("%s: selected %d environments from %d extrapolative frames", method, len(selected), len(frames))
 for atoms in selected:
     log.info(

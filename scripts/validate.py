@@ -10,6 +10,7 @@ from mlip_autopipe import validation_plots as plots  # noqa: E402
 from mlip_autopipe.data import read_structures, write_text_atomic  # noqa: E402
 from mlip_autopipe.explore import load_calculator  # noqa: E402
 from mlip_autopipe.oracles import make_oracle  # noqa: E402
+from mlip_autopipe.timing import tool_time  # noqa: E402
 
 # phonopy warns that "auto" (which we ask for) differs from its v3 default
 warnings.filterwarnings("ignore", message="primitive_matrix defaulted")
@@ -24,33 +25,35 @@ materials = validation.validation_materials(
     read_structures(snakemake.input.pool),
     snakemake.params.seed,
 )
-results = validation.validate(
-    materials,
-    validation.potential_labeller(snakemake.input.yaml),
-    validation.oracle_labeller(oracle),
-    settings,
-    phonon_oracle=validation.phonons_with_oracle(settings["phonons"], oracle_settings["kind"]),
-    log=log.info,
-)
-md = None
-if settings["md"]["enabled"]:
-    explore = snakemake.params.explore
-    start_material = validation.md_material(materials)
-    temperature = settings["md"]["temperature_factor"] * max(explore["temperatures"])
-    log.info("MD stability run of %s at %.0f K", start_material.name, temperature)
-    md = validation.md_stability(
-        start_material.atoms,
-        load_calculator(snakemake.input.yaml, snakemake.input.asi),
-        temperature=temperature,
-        steps=settings["md"]["steps"],
-        timestep_fs=explore["timestep_fs"],
-        friction=explore["friction"],
-        check_interval=settings["md"]["check_interval"],
-        min_distance=settings["md"]["min_distance"],
-        seed=snakemake.params.seed,
+# oracle and potential calls interleave here: counted together as validation tool time
+with tool_time(log, "validation"):
+    results = validation.validate(
+        materials,
+        validation.potential_labeller(snakemake.input.yaml),
+        validation.oracle_labeller(oracle),
+        settings,
+        phonon_oracle=validation.phonons_with_oracle(settings["phonons"], oracle_settings["kind"]),
+        log=log.info,
     )
-    md["material"] = start_material.name
-    log.info("MD: %s", md["reason"])
+    md = None
+    if settings["md"]["enabled"]:
+        explore = snakemake.params.explore
+        start_material = validation.md_material(materials)
+        temperature = settings["md"]["temperature_factor"] * max(explore["temperatures"])
+        log.info("MD stability run of %s at %.0f K", start_material.name, temperature)
+        md = validation.md_stability(
+            start_material.atoms,
+            load_calculator(snakemake.input.yaml, snakemake.input.asi),
+            temperature=temperature,
+            steps=settings["md"]["steps"],
+            timestep_fs=explore["timestep_fs"],
+            friction=explore["friction"],
+            check_interval=settings["md"]["check_interval"],
+            min_distance=settings["md"]["min_distance"],
+            seed=snakemake.params.seed,
+        )
+        md["material"] = start_material.name
+        log.info("MD: %s", md["reason"])
 summary = {
     "oracle": oracle.name,
     "oracle_settings_hash": oracle.settings_hash(),
