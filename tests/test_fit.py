@@ -188,3 +188,16 @@ def test_linear_fit_ignores_garbage_on_masked_atoms(emt_data: list[Atoms]) -> No
     masked.info["energy_weight"] = 0.0
     assert rmse(test_forces([masked]), left_out) < 0.2 * rmse(left_out, truth)
     assert rmse(test_forces([garbage]), truth) > 3 * rmse(left_out, truth)
+
+
+def test_too_few_environments_for_the_active_set_is_named(emt_data: list[Atoms], tmp_path: Path) -> None:
+    # two 32-atom cells hold fewer atoms of an element than the basis has functions for it
+    few = emt_data[:2]
+    settings = dict(FIT_SETTINGS, test_fraction=0.0)
+    references = fit.reference_energies(few, ["Cu", "Ni"])
+    basis = fit.fit_linear(few, ["Cu", "Ni"], settings, references)
+    fit.save_potential(basis, tmp_path / "potential.yaml", tmp_path / "potential.yace")
+    fit.to_dataframe(few, references).to_pickle(tmp_path / "data.pckl.gzip", compression="gzip")
+    with pytest.raises(FitError, match="environments as functions") as raised:
+        fit.compute_active_set(tmp_path / "potential.yaml", tmp_path / "data.pckl.gzip", tmp_path / "log")
+    assert "fit.functions_per_element" in str(raised.value) and "\n" not in str(raised.value)

@@ -217,8 +217,39 @@ def compute_active_set(
         completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
     asi = yaml_path.with_suffix(".asi")
     if completed.returncode != 0 or not asi.exists():
-        raise FitError(f"pace_activeset failed (exit {completed.returncode}); see {log_path}")
+        short = too_few_environments(yaml_path, dataset_path)
+        reason = f": {short}" if short else ""
+        raise FitError(f"pace_activeset failed (exit {completed.returncode}){reason}; see {log_path}")
     return asi
+
+
+def too_few_environments(
+    yaml_path: str | os.PathLike[str], dataset_path: str | os.PathLike[str]
+) -> str | None:
+    """Why an active set cannot exist, if that is the reason: MaxVol needs at least as many
+    atomic environments of each element as the element has basis functions."""
+    import pandas as pd
+    from pyace import ACEBBasisSet
+
+    try:
+        basis = ACEBBasisSet(str(yaml_path))
+        frame = pd.read_pickle(dataset_path, compression="gzip")
+    except Exception:  # unreadable files: pace_activeset's own log says more
+        return None
+    counts: dict[str, int] = {}
+    for atoms in frame["ase_atoms"]:
+        for symbol in atoms.get_chemical_symbols():
+            counts[symbol] = counts.get(symbol, 0) + 1
+    for index, element in enumerate(basis.elements_name):
+        functions = len(basis.basis_rank1[index]) + len(basis.basis[index])
+        if counts.get(element, 0) < functions:
+            return (
+                f"the training set has {counts.get(element, 0)} {element} atoms for {functions} basis "
+                f"functions of {element}; the active set needs at least as many environments as "
+                "functions: label more structures (structures.initial_pick) or lower "
+                "fit.functions_per_element"
+            )
+    return None
 
 
 def predict(
