@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from ase.io import read
 
 from mlip_autopipe.data import read_structures
@@ -22,9 +23,9 @@ EMT_PRESET = REPO / "config" / "emt.yaml"
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
 
-def make_run(run_dir: Path) -> subprocess.Popen[bytes]:
+def make_run(run_dir: Path, config: Path = EMT_PRESET) -> subprocess.Popen[bytes]:
     """The README's run command, in its own process group so the whole tree can be killed."""
-    command = ["make", "-C", str(REPO), "run", f"RUN_DIR={run_dir}", f"CONFIG={EMT_PRESET}"]
+    command = ["make", "-C", str(REPO), "run", f"RUN_DIR={run_dir}", f"CONFIG={config}"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -50,8 +51,8 @@ def kill_workflow(process: subprocess.Popen[bytes], run_dir: Path) -> None:
     time.sleep(0.5)
 
 
-def finish(run_dir: Path) -> str:
-    process = make_run(run_dir)
+def finish(run_dir: Path, config: Path) -> str:
+    process = make_run(run_dir, config)
     output, _ = process.communicate(timeout=900)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-4000:]
@@ -59,9 +60,21 @@ def finish(run_dir: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The EMT preset cut to two generations without validation: the kills all happen in
+    generation 0, and what follows only has to match an uninterrupted run."""
+    settings = yaml.safe_load(EMT_PRESET.read_text())
+    settings["loop"]["max_generations"] = 2
+    settings["validation"] = {"enabled": False}
+    path = tmp_path_factory.mktemp("config") / "emt-2-generations.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Path:
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    finish(run_dir)
+    finish(run_dir, config)
     return run_dir
 
 
@@ -87,10 +100,12 @@ def snapshot(run_dir: Path) -> dict[str, object]:
         ("exploration", "logs/gen_000/explore.log"),
     ],
 )
-def test_sigkill_then_same_command_resumes(reference: Path, tmp_path: Path, stage: str, trigger: str) -> None:
+def test_sigkill_then_same_command_resumes(
+    reference: Path, config: Path, tmp_path: Path, stage: str, trigger: str
+) -> None:
     run_dir = tmp_path / f"killed during {stage}"
     run_dir.mkdir()
-    process = make_run(run_dir)
+    process = make_run(run_dir, config)
     deadline = time.time() + 300
     while not (run_dir / trigger).exists():
         assert process.poll() is None, f"run ended before {stage} started"
@@ -104,7 +119,7 @@ def test_sigkill_then_same_command_resumes(reference: Path, tmp_path: Path, stag
     finished_labels = {
         path: path.stat().st_mtime_ns for path in (run_dir / "results").glob("gen_*/label/*.extxyz")
     }
-    output = finish(run_dir)
+    output = finish(run_dir, config)
     assert "removed the stale Snakemake lock" in output
 
     assert snapshot(run_dir) == snapshot(reference)
