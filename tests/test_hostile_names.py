@@ -16,14 +16,13 @@ from ase.build import bulk
 from ase.io import write
 
 from mlip_autopipe.data import read_structures
+from snakemake_cli import make_run_command
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
 #: A name that breaks unquoted or naively double-quoted shell code ("$(RUN_DIR)" runs
 #: `touch PWNED`), and so tells if a shell ran it.
 HOSTILE = 'it\'s "a ;touch PWNED; b "run'
-#: Set-up outputs `make run` must not rebuild here (see test_resume_qe.py).
-SETUP_OUTPUTS = [".venv/.setup-done", "build/pace_plugin/autopipe_paceplugin.so"]
 
 
 def pwned(*folders: Path) -> list[Path]:
@@ -57,8 +56,7 @@ def test_make_run_in_a_hostile_folder_with_a_hostile_user_file(tmp_path: Path) -
     configfile = config_dir / f"emt {HOSTILE}.yaml"
     configfile.write_text(yaml.safe_dump(config))
 
-    keep = [option for output in SETUP_OUTPUTS for option in ("-o", output)]
-    command = ["make", "-C", str(REPO), *keep, "run", f"RUN_DIR={run_dir}", f"CONFIG={configfile}", "CORES=2"]
+    command = make_run_command(run_dir, configfile, "CORES=2")
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900, cwd=tmp_path)
 
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,47 +12,12 @@ from ase.io import read
 
 from mlip_autopipe.data import read_structures
 from mlip_autopipe.resume import clear_stale_lock, stale_lock
+from snakemake_cli import finish_make_run, kill_workflow, start_make_run
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
-
-
-def make_run(run_dir: Path, config: Path = EMT_PRESET) -> subprocess.Popen[bytes]:
-    """The README's run command, in its own process group so the whole tree can be killed."""
-    command = ["make", "-C", str(REPO), "run", f"RUN_DIR={run_dir}", f"CONFIG={config}"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def kill_workflow(process: subprocess.Popen[bytes], run_dir: Path) -> None:
-    """SIGKILL the run's process group and every process working inside the run directory.
-
-    Snakemake starts some job processes in sessions of their own; a node failure or
-    `scancel` takes them down too, so the test does as well.
-    """
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    target = run_dir.resolve()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = (entry / "cwd").resolve()
-        except OSError:
-            continue
-        if cwd == target or target in cwd.parents:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
-    time.sleep(0.5)
-
-
-def finish(run_dir: Path, config: Path) -> str:
-    process = make_run(run_dir, config)
-    output, _ = process.communicate(timeout=900)
-    text = output.decode(errors="replace")
-    assert process.returncode == 0, text[-4000:]
-    return text
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +35,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Path:
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    finish(run_dir, config)
+    finish_make_run(run_dir, config)
     return run_dir
 
 
@@ -105,7 +66,7 @@ def test_sigkill_then_same_command_resumes(
 ) -> None:
     run_dir = tmp_path / f"killed during {stage}"
     run_dir.mkdir()
-    process = make_run(run_dir, config)
+    process = start_make_run(run_dir, config)
     deadline = time.time() + 300
     while not (run_dir / trigger).exists():
         assert process.poll() is None, f"run ended before {stage} started"
@@ -119,7 +80,7 @@ def test_sigkill_then_same_command_resumes(
     finished_labels = {
         path: path.stat().st_mtime_ns for path in (run_dir / "results").glob("gen_*/label/*.extxyz")
     }
-    output = finish(run_dir, config)
+    output = finish_make_run(run_dir, config)
     assert "removed the stale Snakemake lock" in output
 
     assert snapshot(run_dir) == snapshot(reference)
@@ -137,7 +98,7 @@ def test_sigkill_then_same_command_resumes(
 
 
 def test_a_live_run_is_never_unlocked(tmp_path: Path) -> None:
-    process = make_run(tmp_path)
+    process = start_make_run(tmp_path, EMT_PRESET)
     try:
         deadline = time.time() + 120
         while not (tmp_path / ".snakemake" / "locks").is_dir() or not any(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,10 +18,10 @@ import pytest
 import yaml
 from ase.build import bulk
 from ase.io import read, write
-from test_resume import kill_workflow
 
 from mlip_autopipe.data import read_structures
 from mlip_autopipe.resume import stale_lock
+from snakemake_cli import finish_make_run, kill_workflow, start_make_run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -86,26 +85,6 @@ def calls_per_uid(calls: Path) -> Counter[str]:
     return Counter(Path(line).parent.name.removesuffix(".pw") for line in calls.read_text().splitlines())
 
 
-#: Set-up outputs `make run` must not rebuild here: the test is about the run, and a worktree
-#: sharing another checkout's venv and plugin build would otherwise reinstall or recompile them.
-SETUP_OUTPUTS = [".venv/.setup-done", "build/pace_plugin/autopipe_paceplugin.so"]
-
-
-def make_run(run_dir: Path, configfile: Path) -> subprocess.Popen[bytes]:
-    """The README's resumable run command (`make run`), in its own process group."""
-    keep = [option for output in SETUP_OUTPUTS for option in ("-o", output)]
-    command = ["make", "-C", str(REPO), *keep, "run", f"RUN_DIR={run_dir}", f"CONFIG={configfile}"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def finish(run_dir: Path, configfile: Path) -> str:
-    process = make_run(run_dir, configfile)
-    output, _ = process.communicate(timeout=900)
-    text = output.decode(errors="replace")
-    assert process.returncode == 0, text[-4000:]
-    return text
-
-
 def finished_labels(run_dir: Path) -> set[str]:
     """uids whose pw.x label is complete: in the label cache (written before the label file)."""
     return {path.stem for path in (run_dir / "results" / "label_cache").glob("*/*.extxyz")}
@@ -130,7 +109,7 @@ def test_sigkill_during_pw_labelling_resumes_without_repeating_a_finished_label(
     reference_dir = tmp_path / "uninterrupted"
     reference_dir.mkdir()
     reference_config = tiny_qe_config(tmp_path / "reference pw", reference_wrapper)
-    finish(reference_dir, reference_config)
+    finish_make_run(reference_dir, reference_config)
     reference = outcome(reference_dir)
     n_candidates = len(reference["labels"])
     assert n_candidates >= 6
@@ -140,7 +119,7 @@ def test_sigkill_during_pw_labelling_resumes_without_repeating_a_finished_label(
     configfile = tiny_qe_config(tmp_path / "killed pw", wrapper)
     run_dir = tmp_path / "killed during pw.x"
     run_dir.mkdir()
-    process = make_run(run_dir, configfile)
+    process = start_make_run(run_dir, configfile)
     deadline = time.time() + 600
     # kill once at least two labels are done and another pw.x is running
     while not (len(finished_labels(run_dir)) >= 2 and sum(calls_per_uid(calls).values()) > 2):
@@ -159,7 +138,7 @@ def test_sigkill_during_pw_labelling_resumes_without_repeating_a_finished_label(
         if path.stat().st_size:
             read(path, index=":")  # nothing half-written, even right after the kill
 
-    output = finish(run_dir, configfile)
+    output = finish_make_run(run_dir, configfile)
     assert "removed the stale Snakemake lock" in output
 
     counts = calls_per_uid(calls)
