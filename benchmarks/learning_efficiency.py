@@ -56,7 +56,8 @@ sys.path.insert(0, str(REPO / "lib"))
 from mlip_autopipe import fit, variants  # noqa: E402
 from mlip_autopipe.config import load_config, load_yaml  # noqa: E402
 from mlip_autopipe.data import attach_labels, tag_structure  # noqa: E402
-from mlip_autopipe.structures import alloy_lattice_constant, random_alloy  # noqa: E402
+from mlip_autopipe.lattice import alloy_lattice_constant  # noqa: E402
+from mlip_autopipe.structures import random_alloy  # noqa: E402
 from mlip_autopipe.timing import tool_seconds_in  # noqa: E402
 
 PRESET = REPO / "config" / "emt.yaml"

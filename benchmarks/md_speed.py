@@ -34,10 +34,11 @@ from ase.build import bulk
 from ase.io import write
 
 from mlip_autopipe import fit
+from mlip_autopipe.config import section_defaults, with_defaults
 from mlip_autopipe.explore import load_calculator
 from mlip_autopipe.labelling import label_candidate
 from mlip_autopipe.lammps import built_plugin_dir, lammps_command
-from mlip_autopipe.oracles import EMTOracle
+from mlip_autopipe.oracles import oracle_from_config
 from mlip_autopipe.structures import build_pool
 
 ELEMENTS = ["Cu", "Ni"]
@@ -46,16 +47,21 @@ SIZES = {108: 3, 500: 5, 4000: 10}  # atoms: fcc conventional-cell repeats
 
 def make_potential(folder: Path, functions_per_element: int) -> dict[str, Path]:
     """A linear ACE fit on EMT Cu-Ni with the schema's basis shape and this many functions."""
-    structures = {
-        "lattice": "fcc",
-        "lattice_constant": None,
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.25, "Ni": 0.75}],
-        "cells_per_composition": 3,
-        "strains": [-0.03, 0.03],
-        "rattle_amplitudes": [0.05, 0.1, 0.2],
-    }
-    data = [label_candidate(atoms, EMTOracle()) for atoms in build_pool(structures, seed=1)]
+    structures = section_defaults(
+        "structures",
+        {
+            "lattice": "fcc",
+            "supercell": [2, 2, 2],
+            "compositions": [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.25, "Ni": 0.75}],
+            "cells_per_composition": 3,
+            "strains": [-0.03, 0.03],
+            "shear_strains": [],
+            "rattle_amplitudes": [0.05, 0.1, 0.2],
+            "defects": {"vacancies": 0, "antisites": 0, "interstitials": 0},
+        },
+    )
+    emt = oracle_from_config(with_defaults({"oracle": {"kind": "emt"}}))
+    data = [label_candidate(atoms, emt) for atoms in build_pool(structures, seed=1)]
     settings = {
         "cutoff": 5.0,
         "functions_per_element": functions_per_element,

@@ -37,11 +37,11 @@ from ase.build import bulk
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from mlip_autopipe import fit  # noqa: E402
+from mlip_autopipe.config import section_defaults, with_defaults  # noqa: E402
 from mlip_autopipe.data import structure_uid  # noqa: E402
 from mlip_autopipe.distillation import distillation_set  # noqa: E402
-from mlip_autopipe.oracles import EMTOracle  # noqa: E402
+from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 from mlip_autopipe.prescreen import screen_candidates  # noqa: E402
-from mlip_autopipe.surrogates import CHGNetOracle  # noqa: E402
 
 ELEMENTS = ["Cu", "Ni"]
 FIT = {
@@ -101,10 +101,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
 
-    emt = EMTOracle()
+    config = with_defaults(
+        {"oracle": {"kind": "emt"}, "surrogate": {"kind": "chgnet", "chgnet": {"model": "0.3.0"}}}
+    )
+    emt = oracle_from_config(config)
     rng = np.random.default_rng(2026)
     test = [emt.label(cell(rng, "good")) for _ in range(args.test)]
-    surrogate = CHGNetOracle("0.3.0", threads=1)
+    surrogate = oracle_from_config(config, section="surrogate", cores=1)
     runs: dict[str, dict[str, list[list[float]]]] = {"baseline": {}, "prescreen": {}, "distillation": {}}
     timing: dict[str, float] = {"screen_s": 0.0, "surrogate_labels_s": 0.0, "oracle_labels_s": 0.0}
     screen_counts = []
@@ -115,7 +118,7 @@ def main() -> None:
             for _ in range(args.pool)
         ]
         start = time.perf_counter()
-        kept, ledger = screen_candidates(pool, surrogate)
+        kept, ledger = screen_candidates(pool, surrogate, section_defaults("surrogate")["prescreen"])
         timing["screen_s"] += time.perf_counter() - start
         screen_counts.append(
             {row["check"]: sum(r["check"] == row["check"] for r in ledger) for row in ledger}

@@ -25,16 +25,6 @@ from mlip_autopipe.oracles import Oracle
 KEPT = "kept"
 REJECTED = "rejected"
 
-#: Screening thresholds when the config leaves them out (the schema's defaults).
-DEFAULT_SCREEN = {
-    "min_distance": 1.5,
-    "max_force": 20.0,
-    "max_relative_energy": 1.0,
-    "duplicate_energy_tolerance": 0.001,
-    "duplicate_force_tolerance": 0.02,
-    "confident_force_std": 0.1,
-}
-
 
 def shortest_distance(atoms: Atoms, cutoff: float) -> tuple[float, int, int]:
     """Shortest interatomic distance below ``cutoff`` (periodic images included) and its pair;
@@ -101,14 +91,13 @@ def _is_duplicate(atoms: Atoms, other: Atoms, settings: Mapping[str, Any]) -> tu
 
 
 def screen_candidates(
-    candidates: Sequence[Atoms], surrogate: Oracle, settings: Mapping[str, Any] | None = None
+    candidates: Sequence[Atoms], surrogate: Oracle, settings: Mapping[str, Any]
 ) -> tuple[list[Atoms], list[dict[str, Any]]]:
     """Split ``candidates`` into those worth an oracle call and a ledger row for every candidate.
 
     The kept structures are the candidates themselves (unlabelled), with the surrogate's spread
     (``surrogate_force_std``, ``surrogate_energy_std``) added to ``info`` where it evaluated them.
     """
-    settings = {**DEFAULT_SCREEN, **(settings or {})}
     rows: list[dict[str, Any]] = []
     verdicts: list[tuple[str, str]] = []
     evaluated: list[Atoms | None] = []
