@@ -120,16 +120,18 @@ SMALL_FIT_SETTINGS = {
 }
 
 
-def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Path]:
-    """Fit SMALL_FIT_SETTINGS on labelled Cu-Ni ``data``; potential.yaml/.yace and active set."""
-    from mlip_autopipe import fit
+def small_fit_section(**values: Any) -> dict[str, Any]:
+    """The ``fit`` section of SMALL_FIT_SETTINGS (linear, nothing held out) with ``values``."""
+    return section_defaults("fit", {**SMALL_FIT_SETTINGS, "mode": "linear", "test_fraction": 0.0, **values})
 
-    references = fit.reference_energies(data, ["Cu", "Ni"])
-    basis = fit.fit_linear(data, ["Cu", "Ni"], SMALL_FIT_SETTINGS, references)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
-    fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
-    asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
-    return {"yaml": folder / "p.yaml", "yace": folder / "p.yace", "asi": Path(asi)}
+
+def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Path]:
+    """Fit SMALL_FIT_SETTINGS on labelled Cu-Ni ``data`` with the pipeline's own recipe;
+    potential.yaml/.yace and active set."""
+    from mlip_autopipe.training import train_potential
+
+    fitted = train_potential(data, ["Cu", "Ni"], small_fit_section(), folder)
+    return {"yaml": fitted.yaml, "yace": fitted.yace, "asi": fitted.asi}
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 from ase import Atoms
 
+from mlip_autopipe.contract import ENERGY_WEIGHT, FORCE_WEIGHT, energy_weight, force_weights
 from mlip_autopipe.data import attach_labels, has_labels
 
 
@@ -46,9 +47,8 @@ def align_energies(
 def _weighted(atoms: Atoms, weight: float, source: str) -> Atoms:
     weighted = atoms.copy()
     weighted.calc = atoms.calc
-    weighted.info["energy_weight"] = weight * float(atoms.info.get("energy_weight", 1.0))
-    force_weight = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float)
-    weighted.arrays["force_weight"] = weight * force_weight
+    weighted.info[ENERGY_WEIGHT] = weight * energy_weight(atoms)
+    weighted.arrays[FORCE_WEIGHT] = weight * force_weights(atoms)
     weighted.info["label_source"] = source
     return weighted
 

@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
+from mlip_autopipe.contract import energy_weight, force_weights
 from mlip_autopipe.errors import LabellingError
 from mlip_autopipe.oracles import Oracle
 
@@ -38,7 +39,7 @@ def shortest_distance(atoms: Atoms, cutoff: float) -> tuple[float, int, int]:
 
 def _weighted_forces(atoms: Atoms) -> np.ndarray:
     forces = atoms.get_forces()
-    weights = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float)
+    weights = force_weights(atoms)
     return forces[weights > 0] if np.any(weights > 0) else forces
 
 
@@ -169,7 +170,7 @@ def _screen_energies(
     judged = [
         index
         for index, labelled in enumerate(evaluated)
-        if labelled is not None and float(candidates[index].info.get("energy_weight", 1.0)) > 0
+        if labelled is not None and energy_weight(candidates[index]) > 0
     ]
     if not judged:
         return
