@@ -438,23 +438,23 @@ def pw_inputs(atoms: Atoms, settings: QESettings, changes: Mapping[str, Any] | N
 #: Folder, inside each attempt's folder, of links to the pseudopotentials pw.x reads.
 LINKED_PSEUDO_DIR = "pseudo"
 
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
-
 
 def link_pseudopotentials(inputs: PwInputs, settings: QESettings, directory: Path) -> None:
-    """Point ``inputs`` at links in ``directory/pseudo`` to the resolved pseudopotential files.
+    """Point ``inputs`` at links ``directory/pseudo/<El>.<ext>`` to the resolved pseudopotentials.
 
-    pw.x reads ``pseudo_dir`` and file names from a Fortran namelist and a whitespace-separated
-    card: a quote or a space in a user's folder or file name would break them, and a file given by
-    an absolute path outside ``pseudo_dir`` would not be found. The links have plain names.
+    One link per element, named after the element: a folder-per-element library
+    (``Si/pbe.UPF``, ``Ge/pbe.UPF``) must not collapse into one link that labels Ge with the Si
+    pseudopotential. pw.x reads ``pseudo_dir`` and file names from a Fortran namelist and a
+    whitespace-separated card, so the names are plain (no quote or space from a user's folder);
+    the file's extension is kept (sanitised), as QE picks old pseudopotential formats by it.
     """
     folder = directory / LINKED_PSEUDO_DIR
     folder.mkdir(exist_ok=True)
     names = {}
     for symbol in inputs.pseudopotentials:
         path = settings.pseudopotentials[symbol].path
-        suffix = "".join(char for char in path.suffix if char.isalnum() or char == ".")
-        name = path.name if _PLAIN_NAME.fullmatch(path.name) else f"{symbol}{suffix or '.UPF'}"
+        extension = "".join(char for char in path.suffix if char.isalnum())
+        name = f"{symbol}.{extension or 'UPF'}"
         link = folder / name
         link.unlink(missing_ok=True)
         link.symlink_to(path.resolve())
