@@ -46,6 +46,8 @@ def _from_cache(candidate: Atoms, path: Path) -> Atoms | None:
         return None
     # how the label was obtained (attempts, recovery history) stays with it; the rest is the candidate's
     outcome = {key: labelled.info[key] for key in LABEL_OUTCOME_KEYS if key in labelled.info}
+    if "qe_version" in outcome:  # extxyz reads a version like 7.2 back as a number
+        outcome["qe_version"] = str(outcome["qe_version"])
     labelled.info = {**candidate.info, **outcome}
     # per-atom metadata (force_weight, gamma, ...) is the candidate's, not the cached copy's
     for name in set(labelled.arrays) - {"numbers", "positions"}:
