@@ -333,12 +333,17 @@ def test_magnetic_moments_are_read_from_qe_6_7_and_qe_7_output(text: str, expect
 
 
 def test_default_recovery_ladder_keeps_the_hamiltonian(schema: dict[str, Any]) -> None:
-    from mlip_autopipe.dft import PHYSICS_RUNG_KEYS
+    from mlip_autopipe.dft import PHYSICS_RUNG_KEYS, RESULT_PRESERVING_RUNG_KEYS
 
     config = qe_config(schema, ["Si"])
     ladder = config["oracle"]["qe"]["recovery"]
     assert len(ladder) >= 4
-    assert not any(key in PHYSICS_RUNG_KEYS for rung in ladder for key in rung)
+    assert all(key in RESULT_PRESERVING_RUNG_KEYS for rung in ladder for key in rung)
+    # every rung key the schema accepts is classified, one way or the other
+    rung_keys = schema["properties"]["oracle"]["properties"]["qe"]["properties"]["recovery"]["items"][
+        "properties"
+    ]
+    assert set(rung_keys) == set(RESULT_PRESERVING_RUNG_KEYS) | set(PHYSICS_RUNG_KEYS)
     assert config["oracle"]["qe"]["recovery_allow_physics_changes"] is False
 
 
