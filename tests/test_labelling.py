@@ -72,3 +72,26 @@ def test_failures_are_ledgered_not_dropped(tmp_path: Path, cuni_cell: Atoms) -> 
     failed = [entry for entry in ledger if entry["status"] == "failed"]
     assert failed[0]["uid"] == bad.info["uid"]
     assert "SCF did not converge" in failed[0]["reason"]
+
+
+class VersionedOracle(CountingOracle):
+    """EMT labels that say which build and ladder rung made them, as the pw.x oracle's do."""
+
+    def label(self, atoms: Atoms) -> Atoms:
+        labelled = super().label(atoms)
+        labelled.info.update(qe_version="7.2", recovery_rung=3)
+        return labelled
+
+
+def test_a_cache_hit_keeps_the_version_and_rung_of_the_run_that_made_the_label(
+    tmp_path: Path, cuni_cell: Atoms
+) -> None:
+    oracle = VersionedOracle()
+    label_candidate(tag_structure(cuni_cell.copy(), generation=0, origin="alloy"), oracle, tmp_path)
+    again = label_candidate(tag_structure(cuni_cell.copy(), generation=1, origin="md"), oracle, tmp_path)
+    assert oracle.calls == 1 and again.info["from_cache"]
+    # a version stays a string through the extxyz round trip ("7.2" must not become 7.2)
+    assert again.info["qe_version"] == "7.2" and again.info["recovery_rung"] == 3
+    write_structures(tmp_path / "label.extxyz", again)
+    _, (row,) = gather_labels([tmp_path / "label.extxyz"])
+    assert row["recovery_rung"] == 3

@@ -114,7 +114,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         # Pseudopotentials found and read, cutoffs resolved, pw.x on PATH: before any job.
         from mlip_autopipe.oracles.qe import resolve_settings
 
-        resolve_settings(oracle.get("qe") or {}, elements)
+        resolve_settings(oracle["qe"], elements)
     if oracle["kind"] == "emt":
         missing = [element for element in elements if element not in EMT_ELEMENTS]
         if missing:

@@ -23,8 +23,10 @@ STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 #: Never an empty reason: ASE's extxyz writer stores "" bare, which garbles the next key.
 REASON_LABELLED = "labelled"
-#: Info keys an oracle sets on a label that describe how it was obtained (kept in the cache).
-LABEL_OUTCOME_KEYS = ("label_attempts", "label_history", "label_recovery")
+#: Info keys an oracle sets on a label that describe how it was obtained (kept in the cache):
+#: also ``recovery_rung`` (0: first attempt, k: k-th rung of the SCF recovery ladder) and the
+#: ``qe_version`` that computed it.
+LABEL_OUTCOME_KEYS = ("label_attempts", "label_history", "label_recovery", "recovery_rung", "qe_version")
 
 
 def cache_path(cache_dir: str | os.PathLike[str], settings_hash: str, uid: str) -> Path:
@@ -44,6 +46,8 @@ def _from_cache(candidate: Atoms, path: Path) -> Atoms | None:
         return None
     # how the label was obtained (attempts, recovery history) stays with it; the rest is the candidate's
     outcome = {key: labelled.info[key] for key in LABEL_OUTCOME_KEYS if key in labelled.info}
+    if "qe_version" in outcome:  # extxyz reads a version like 7.2 back as a number
+        outcome["qe_version"] = str(outcome["qe_version"])
     labelled.info = {**candidate.info, **outcome}
     # per-atom metadata (force_weight, gamma, ...) is the candidate's, not the cached copy's
     for name in set(labelled.arrays) - {"numbers", "positions"}:
@@ -116,11 +120,20 @@ def ledger_entry(atoms: Atoms) -> dict[str, Any]:
         "reason": info.get("label_reason", "no label status recorded"),
         "failure": info.get("label_failure") if info.get("label_status") != STATUS_OK else None,
         "attempts": int(info.get("label_attempts", 1)),
+        "recovery_rung": _recovery_rung(info),
         "history": _history(info),
         "oracle": info.get("oracle"),
         "from_cache": bool(info.get("from_cache", False)),
         "n_atoms": len(atoms),
     }
+
+
+def _recovery_rung(info: dict[str, Any]) -> int | None:
+    """The ladder rung that produced an ok label (0: the first attempt); None for a failure or an
+    oracle without a ladder."""
+    if info.get("label_status") != STATUS_OK or info.get("recovery_rung") is None:
+        return None
+    return int(info["recovery_rung"])
 
 
 def _history(info: dict[str, Any]) -> list[dict[str, Any]]:
