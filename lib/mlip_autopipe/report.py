@@ -6,6 +6,7 @@ matplotlib Figure, so the report rule only reads files and saves figures.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -129,3 +130,22 @@ def plot_parity(parity: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]
         axis.legend()
     figure.tight_layout()
     return figure
+
+
+def parity_by_split(
+    potential_yaml: str | os.PathLike[str],
+    labelled: Sequence[Sequence[Atoms]],
+    test_fraction: float,
+    metrics: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Parity data (oracle vs potential) of every generation's labels, split into the fit's
+    train and test parts (by uid hash), on the reference energies of ``metrics``."""
+    from mlip_autopipe import fit
+
+    everything = [atoms for images in labelled for atoms in images]
+    train, test = fit.split_train_test(everything, test_fraction)
+    references = metrics["reference_energies_ev"]
+    return {
+        "train": fit.predict(potential_yaml, train, references),
+        "test": fit.predict(potential_yaml, test, references),
+    }

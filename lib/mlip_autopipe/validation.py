@@ -507,3 +507,64 @@ def validate(
             }
             results["phonons"][material.name] = validate_phonons(material, phonon_methods, volumes, phonons)
     return results
+
+
+#: Units of the numbers in validation.json.
+UNITS = {"a0": "A", "v0": "A^3/atom", "B0": "GPa", "C": "GPa", "frequency": "THz", "energy": "eV/atom"}
+
+
+def validate_potential(
+    materials: Sequence[Material],
+    potential_yaml: str | os.PathLike[str],
+    active_set: str | os.PathLike[str],
+    oracle: Oracle,
+    validation: Mapping[str, Any],
+    explore: Mapping[str, Any],
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
+    """The whole validation of a potential against ``oracle`` (the validated ``validation`` and
+    ``explore`` sections): EOS, elastic constants, phonons, then the MD stability run at
+    ``md.temperature_factor`` times the hottest exploration temperature. Returns the summary
+    that validation.json holds (units, oracle and its settings hash, per-material results, md).
+    """
+    from mlip_autopipe.explore import load_calculator
+
+    results = validate(
+        materials,
+        potential_labeller(potential_yaml),
+        oracle_labeller(oracle),
+        validation,
+        phonon_oracle=phonons_with_oracle(validation["phonons"], oracle.name),
+        log=log,
+    )
+    md = None
+    if validation["md"]["enabled"]:
+        start_material = md_material(materials)
+        temperature = validation["md"]["temperature_factor"] * max(explore["temperatures"])
+        log(f"MD stability run of {start_material.name} at {temperature:.0f} K")
+        md = md_stability(
+            start_material.atoms,
+            load_calculator(potential_yaml, active_set),
+            temperature=temperature,
+            steps=validation["md"]["steps"],
+            timestep_fs=explore["timestep_fs"],
+            friction=explore["friction"],
+            check_interval=validation["md"]["check_interval"],
+            min_distance=validation["md"]["min_distance"],
+            seed=seed,
+        )
+        md["material"] = start_material.name
+        log(f"MD: {md['reason']}")
+    for name, material in results["materials"].items():
+        errors = {
+            key: round(value["relative_error"], 4) for key, value in material.get("comparison", {}).items()
+        }
+        log(f"{name}: {errors}")
+    return {
+        "oracle": oracle.name,
+        "oracle_settings_hash": oracle.settings_hash(),
+        "units": UNITS,
+        **results,
+        "md": md,
+    }
