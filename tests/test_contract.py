@@ -6,10 +6,11 @@ import ast
 import json
 from pathlib import Path
 
+from ase import Atoms
 from ase.build import bulk
 
 from mlip_autopipe.contract import ARRAYS, INFO, Status
-from mlip_autopipe.data import read_structures, write_structures
+from mlip_autopipe.data import read_structures, tag_structure, write_structures
 
 LIB = Path(__file__).resolve().parent.parent / "lib" / "mlip_autopipe"
 
@@ -70,6 +71,16 @@ def test_every_arrays_key_the_library_writes_is_in_the_contract() -> None:
 def test_every_key_says_what_it_means_and_who_writes_it() -> None:
     for key, entry in {**INFO, **ARRAYS}.items():
         assert entry.meaning and entry.written_by, key
+
+
+def test_labels_carry_the_status_as_a_plain_string(cuni_cell: Atoms) -> None:
+    # a Status member inside atoms.info would make the pickled training data unreadable to
+    # pacemaker's tools (pace_activeset), which run without this library
+    from mlip_autopipe.labelling import label_candidate
+    from mlip_autopipe.oracles import EMTOracle
+
+    labelled = label_candidate(tag_structure(cuni_cell, generation=0, origin="rattle"), EMTOracle())
+    assert type(labelled.info["label_status"]) is str and labelled.info["label_status"] == Status.OK
 
 
 def test_status_is_the_plain_string_in_json_and_extxyz(tmp_path: Path) -> None:

@@ -17,7 +17,11 @@ from ase import Atoms
 
 
 class Status(StrEnum):
-    """Outcome of a label, an embedding or a fit; ``str(Status.OK) == "ok"`` in files."""
+    """Outcome of a label, an embedding or a fit; ``str(Status.OK) == "ok"`` in files.
+
+    ``atoms.info`` holds the plain ``.value``: training DataFrames are pickled with their Atoms
+    and read by pacemaker's tools, which cannot import this library.
+    """
 
     OK = "ok"
     FAILED = "failed"

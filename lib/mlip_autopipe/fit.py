@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from mlip_autopipe.contract import energy_weight, force_weights
+from mlip_autopipe.contract import energy_weight as structure_energy_weight
+from mlip_autopipe.contract import force_weights
 from mlip_autopipe.data import has_labels, structure_uid
 from mlip_autopipe.errors import FitError, ToolNotFoundError
 from mlip_autopipe.tools import find_tool
@@ -60,7 +61,7 @@ def split_train_test(images: Sequence[Atoms], test_fraction: float) -> tuple[lis
 
 def has_energy_weight(atoms: Atoms) -> bool:
     """False for structures whose total energy is not used (embedded cells: energy_weight 0)."""
-    return energy_weight(atoms) > 0
+    return structure_energy_weight(atoms) > 0
 
 
 def reference_energies(images: Sequence[Atoms], elements: Sequence[str]) -> dict[str, float]:
@@ -148,16 +149,16 @@ def to_dataframe(images: Sequence[Atoms], references: Mapping[str, float]) -> An
                 "energy_corrected": corrected_energy(atoms, references),
                 "forces": np.asarray(atoms.get_forces()),
                 "NUMBER_OF_ATOMS": len(atoms),
-                "w_energy": energy_weight(atoms),
+                "w_energy": structure_energy_weight(atoms),
                 "w_forces": force_weights(atoms),
             }
         )
     return pd.DataFrame(rows)
 
 
-def row_weights(images: Sequence[Atoms], energy_row_weight: float) -> np.ndarray:
+def row_weights(images: Sequence[Atoms], energy_weight: float) -> np.ndarray:
     """Sample weights of the linear design matrix: energy rows first, then 3 rows per atom."""
-    energy_rows = [energy_row_weight * energy_weight(atoms) for atoms in images]
+    energy_rows = [energy_weight * structure_energy_weight(atoms) for atoms in images]
     force_rows = [np.repeat(force_weights(atoms), 3) for atoms in images]
     return np.concatenate([np.asarray(energy_rows), *force_rows])
 

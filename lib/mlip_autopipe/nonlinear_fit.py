@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 from ase import Atoms
 
+from mlip_autopipe.contract import Status
 from mlip_autopipe.errors import FitDiverged, FitError
 from mlip_autopipe.fit import pacemaker_tool, potential_settings, to_dataframe
 
@@ -256,7 +257,7 @@ def fit_failure_record(generation: int, error: FitError, workdir: str | os.PathL
     and the loss history pacemaker had written."""
     return {
         "generation": generation,
-        "status": "failed",
+        "status": Status.FAILED,
         "category": "fit_diverged" if isinstance(error, FitDiverged) else "fit_failed",
         "reason": error.reason if isinstance(error, FitDiverged) else str(error),
         "message": str(error),

@@ -20,6 +20,8 @@ import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from mlip_autopipe.contract import Status  # noqa: E402
+
 
 def plot_rmse_per_generation(metrics: Sequence[Mapping[str, Any]]) -> Figure:
     """Energy and force RMSE (train and held-out test) of each generation's potential."""
@@ -96,9 +98,11 @@ def plot_labelling_by_generation(ledgers: Sequence[Sequence[Mapping[str, Any]]])
     """Oracle outcomes per generation: labelled, reused from cache, failed."""
     figure, axis = plt.subplots(figsize=(6, 3.6))
     x = np.arange(len(ledgers))
-    fresh = np.array([sum(e["status"] == "ok" and not e.get("from_cache") for e in g) for g in ledgers])
-    cached = np.array([sum(e["status"] == "ok" and bool(e.get("from_cache")) for e in g) for g in ledgers])
-    failed = np.array([sum(e["status"] != "ok" for e in g) for g in ledgers])
+    fresh = np.array([sum(e["status"] == Status.OK and not e.get("from_cache") for e in g) for g in ledgers])
+    cached = np.array(
+        [sum(e["status"] == Status.OK and bool(e.get("from_cache")) for e in g) for g in ledgers]
+    )
+    failed = np.array([sum(e["status"] != Status.OK for e in g) for g in ledgers])
     axis.bar(x, fresh, label="labelled")
     axis.bar(x, cached, bottom=fresh, label="from cache")
     axis.bar(x, failed, bottom=fresh + cached, label="failed")

@@ -35,6 +35,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 from ase.io import read, write
 
+from mlip_autopipe.contract import Status
 from mlip_autopipe.data import attach_labels
 from mlip_autopipe.errors import ConfigError, LabellingError, ToolNotFoundError
 from mlip_autopipe.oracles.base import hash_settings
@@ -800,7 +801,7 @@ class QEOracle:
                 {
                     "attempt": attempt,
                     "changes": dict(rung),
-                    "status": "ok" if labelled is not None else category,
+                    "status": Status.OK if labelled is not None else category,
                     "reason": reason,
                     "seconds": round(run.seconds, 2) if run is not None else 0.0,
                 }
