@@ -122,6 +122,8 @@ def test_settings_hash_follows_results_not_execution(schema: dict[str, Any], tmp
         ),
         (["Si"], {"kspacing": 0}, "oracle.qe.kspacing", "less than or equal to the minimum"),
         (["Si"], {"command": "no-such-pw.x -nk 2"}, "oracle.qe.command", "not found on PATH"),
+        (["Si"], {"command": "{mpi} -n 2 no-such-pw.x"}, "oracle.qe.command", "'no-such-pw.x' not found"),
+        (["Si"], {"command": "mpirun -np 2 --oversubscribe"}, "oracle.qe.command", "names no program"),
         (["Si"], {"pseudo_dir": "/no/such/folder"}, "oracle.qe.pseudo_dir", "not a directory"),
     ],
 )
@@ -241,3 +243,13 @@ def test_mpi_placeholder_becomes_the_rules_launcher() -> None:
     assert under_slurm[:2] == ("srun", "--mpi=pmix")
     assert pw_argv(under_slurm, 4)[:5] == ["srun", "--mpi=pmix", "-n", "4", "pw.x"]
     assert expand_mpi(("pw.x",), "srun") == ("pw.x",)  # no placeholder: nothing changes
+
+
+def test_the_program_behind_an_mpi_launcher_is_found() -> None:
+    from mlip_autopipe.dft import launched_program
+
+    assert launched_program(["pw.x", "-nk", "2"]) == "pw.x"
+    assert launched_program(["mpirun", "-np", "{cores}", "--allow-run-as-root", "pw.x", "-nk", "2"]) == "pw.x"
+    assert launched_program(["srun", "--mpi=pmix", "/opt/qe/bin/pw.x"]) == "/opt/qe/bin/pw.x"
+    assert launched_program(["mpiexec", "-n", "4", "--bind-to", "core", "my-pw"]) == "my-pw"
+    assert launched_program(["mpirun", "-np", "2"]) is None

@@ -176,6 +176,35 @@ def expand_mpi(tokens: Sequence[str], mpi: str | None) -> tuple[str, ...]:
     return tuple(part for token in tokens for part in (launcher if token == MPI_PLACEHOLDER else [token]))
 
 
+#: Programs that start another program (the one to check) after their own options.
+MPI_LAUNCHERS = frozenset(
+    {"mpirun", "mpiexec", "mpiexec.hydra", "orterun", "srun", "aprun", "jsrun", "ibrun", "prun"}
+)
+
+
+def launched_program(tokens: Sequence[str]) -> str | None:
+    """The program a command runs: its first word, or with an MPI launcher first, the first
+    word after the launcher's options (an option's value is skipped unless it is a program:
+    found on PATH, a path, or named like QE's ``*.x``). None when nothing follows the options."""
+    if os.path.basename(tokens[0]) not in MPI_LAUNCHERS:
+        return tokens[0]
+    index = 1
+    while index < len(tokens):
+        token = tokens[index]
+        if not token.startswith("-"):
+            return token
+        index += 1
+        if "=" not in token and index < len(tokens) and not _is_program(tokens[index]):
+            index += 1  # the option's value, e.g. "-np 4", "--bind-to core"
+    return None
+
+
+def _is_program(token: str) -> bool:
+    return not token.startswith("-") and (
+        shutil.which(token) is not None or os.sep in token or token.endswith(".x")
+    )
+
+
 def default_pseudo_dir() -> Path | None:
     """QE's own search path: $ESPRESSO_PSEUDO, <prefix of pw.x>/share/espresso/pseudo, ~/espresso/pseudo."""
     candidates = []
@@ -300,6 +329,14 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
     tokens = expand_mpi(command_tokens(qe.get("command", "pw.x")), qe.get("mpi"))
     if shutil.which(tokens[0]) is None:
         raise ConfigError("oracle.qe.command", f"program '{tokens[0]}' not found on PATH (run `make setup`)")
+    program = launched_program(tokens)
+    if program is None:
+        raise ConfigError("oracle.qe.command", f"names no program after the options of '{tokens[0]}'")
+    if shutil.which(program) is None:
+        raise ConfigError(
+            "oracle.qe.command",
+            f"program '{program}' not found on PATH (after '{tokens[0]}'; run `make setup`)",
+        )
     if qe.get("pseudo_dir"):
         pseudo_dir = Path(os.path.expanduser(str(qe["pseudo_dir"])))
         if not pseudo_dir.is_dir():
