@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -103,34 +105,54 @@ def read_structures(path: str | os.PathLike[str]) -> list[Atoms]:
     return list(images) if isinstance(images, list) else [images]
 
 
-def write_structures(path: str | os.PathLike[str], images: Sequence[Atoms] | Atoms) -> None:
-    """Write frames as extended XYZ atomically (temp file + rename), so no reader sees half."""
+#: Permission bits new files get from the process umask; ``mkstemp`` alone would give 0600.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends.
+
+    Every output a rule hands on goes through here: a reader (or a resumed run) sees the old
+    file or the complete new one, never a half-written one. When the block raises, the
+    temporary file is removed and ``path`` is left as it was. The temporary name keeps the
+    suffix of ``path`` (``.potential.yaml.<random>.tmp.yaml``), so writers that infer a format
+    from it (matplotlib, pandas) still do.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = [images] if isinstance(images, Atoms) else list(images)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
     os.close(descriptor)
+    temporary = Path(name)
     try:
-        if frames:
-            write(temporary, frames, format="extxyz")
+        yield temporary
+        if not temporary.exists():
+            raise FileNotFoundError(f"nothing was written to the temporary file of '{path}'")
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
+
+
+def write_structures(path: str | os.PathLike[str], images: Sequence[Atoms] | Atoms) -> None:
+    """Write frames as extended XYZ atomically (temp file + rename), so no reader sees half."""
+    frames = [images] if isinstance(images, Atoms) else list(images)
+    with atomic_output(path) as temporary:
+        if frames:
+            write(temporary, frames, format="extxyz")
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write a text file atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with atomic_output(path) as temporary:
+        temporary.write_text(text)
+
+
+def copy_atomic(source: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
+    """Copy a file atomically (temp file + rename)."""
+    with atomic_output(destination) as temporary:
+        shutil.copyfile(source, temporary)
 
 
 def unique_by_uid(images: Iterable[Atoms]) -> list[Atoms]:
