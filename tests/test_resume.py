@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,13 +15,11 @@ import yaml
 from ase.io import read
 
 from mlip_autopipe.data import read_structures
-from mlip_autopipe.resume import clear_stale_lock, stale_lock
+from mlip_autopipe.resume import clear_stale_lock, live_processes_in, main, stale_lock
 from snakemake_cli import finish_make_run, kill_workflow, start_make_run
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
-
-pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +55,8 @@ def snapshot(run_dir: Path) -> dict[str, object]:
     return result
 
 
+@pytest.mark.slow
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("stage", "trigger"),
     [
@@ -97,6 +101,8 @@ def test_sigkill_then_same_command_resumes(
     assert not list((run_dir / "results").rglob("*.tmp"))
 
 
+@pytest.mark.slow
+@pytest.mark.workflow
 def test_a_live_run_is_never_unlocked(tmp_path: Path) -> None:
     process = start_make_run(tmp_path, EMT_PRESET)
     try:
@@ -110,3 +116,57 @@ def test_a_live_run_is_never_unlocked(tmp_path: Path) -> None:
         assert not clear_stale_lock(tmp_path)
     finally:
         kill_workflow(process, tmp_path)
+
+
+#: A real Snakemake run whose one job works in a subfolder for a minute (as pw.x does in its
+#: attempt folder under logs/).
+SLEEPING_SNAKEFILE = """
+rule all:
+    output: "done"
+    shell: "mkdir -p work && cd work && sleep 60 && touch ../done"
+"""
+
+
+def _wait_for(condition, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"{what} never happened"
+        time.sleep(0.05)
+
+
+def test_relative_directory_of_a_live_run_and_its_orphans_keep_the_lock(tmp_path: Path) -> None:
+    # Snakemake started elsewhere with a *relative* --directory: resume runs from another cwd
+    # (the test's) and must resolve that path against the live process's cwd, not its own.
+    launch_dir = tmp_path / "launched here"
+    run_dir = launch_dir / "run"
+    run_dir.mkdir(parents=True)
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(SLEEPING_SNAKEFILE)
+    assert Path.cwd() != launch_dir
+    command = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", "run", "--cores", "1"]
+    snakemake = subprocess.Popen(command, cwd=launch_dir, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(
+            lambda: (run_dir / "work").is_dir() and any((run_dir / ".snakemake" / "locks").iterdir()),
+            "job start",
+        )
+        assert snakemake.pid in live_processes_in(run_dir)
+        assert not stale_lock(run_dir) and not clear_stale_lock(run_dir)
+        with pytest.raises(SystemExit, match="still working"):
+            main([str(run_dir)])
+
+        # SIGKILL Snakemake alone: its job (bash, sleep in run/work) lives on as an orphan.
+        snakemake.send_signal(signal.SIGKILL)
+        snakemake.wait()
+        orphans = live_processes_in(run_dir)
+        assert orphans, "the orphaned job was not seen"
+        assert any((run_dir / ".snakemake" / "locks").iterdir())
+        assert not stale_lock(run_dir) and not clear_stale_lock(run_dir)
+    finally:
+        snakemake.kill()
+        snakemake.wait()
+        for pid in live_processes_in(run_dir):
+            os.kill(pid, signal.SIGKILL)
+    _wait_for(lambda: not live_processes_in(run_dir), "the orphans' end", timeout=10)
+    assert stale_lock(run_dir) and clear_stale_lock(run_dir)
+    assert not any((run_dir / ".snakemake" / "locks").iterdir())
