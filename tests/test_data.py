@@ -139,6 +139,7 @@ ATOMIC_WRITERS = {
     "fit.save_potential",
     "fit.compute_active_set",
     "train_potential",  # every file through the writers above (tests/test_training.py)
+    "label_job",  # writes its label through write_structures
 }
 NOT_WRITERS = {"Path", "fit.evaluate", "log.info"}
 
@@ -161,3 +162,17 @@ def test_scripts_write_every_output_through_an_atomic_writer() -> None:
             if names_output:
                 called = ast.unparse(node.func)
                 assert called in ATOMIC_WRITERS | NOT_WRITERS, f"{script.name}: {ast.unparse(node)}"
+
+
+@pytest.mark.parametrize("uid", ["0123456789012345", "1234e56789012345", "0000000000000000", "12e4"])
+def test_uid_like_keys_stay_strings_through_write_and_read(tmp_path: Path, uid: str) -> None:
+    # ASE's extxyz reader turns all-digit values into ints and "12e4" into floats; the
+    # content-hash uids are hex: one in ~2000 is all digits, and some read like floats (1234e56...).
+    atoms = Atoms("Cu", cell=[2.5, 2.5, 2.5], pbc=True)
+    atoms.info.update(uid=uid, parent_uid=uid, start_uid=uid, frame_uid=uid, generation=2, weight=0.5)
+    write_structures(tmp_path / "one.extxyz", [atoms, atoms.copy()])
+    for back in read_structures(tmp_path / "one.extxyz"):
+        for key in ("uid", "parent_uid", "start_uid", "frame_uid"):
+            assert back.info[key] == uid and type(back.info[key]) is str, key
+        # other keys keep ASE's typing
+        assert back.info["generation"] == 2 and back.info["weight"] == 0.5
