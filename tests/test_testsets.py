@@ -26,8 +26,9 @@ def alloy_parent() -> tuple[Atoms, dict[str, float]]:
 def test_translational_order_tells_crystal_from_random_positions() -> None:
     crystal = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
     vectors = testsets.bragg_vectors(crystal)
-    # the conventional (111) family: (2, 2, 2) in the 2x2x2 supercell's reciprocal basis
-    assert len(vectors) == testsets.BRAGG_VECTORS and np.all(np.abs(vectors) == 2)
+    # the conventional (111) and (200) families: (2, 2, 2) and (4, 0, 0) in the 2x2x2 supercell
+    assert len(vectors) == testsets.BRAGG_VECTORS == 14
+    assert np.all(np.abs(vectors[:8]) == 2) and np.all(np.sort(np.abs(vectors[8:])) == [0, 0, 4])
     assert testsets.translational_order(crystal, vectors) == pytest.approx(1.0)
     scrambled = crystal.copy()
     scrambled.positions = np.random.default_rng(0).uniform(0, 7.2, size=(32, 3))
@@ -54,13 +55,13 @@ def test_surface_slab_has_two_free_surfaces_and_the_composition(miller: tuple[in
 
 def test_liquid_frames_are_molten_and_count_their_md_steps() -> None:
     parent, composition = alloy_parent()
-    scenario = testsets.Scenario("liquid", "liquid", 2200.0, strain=0.03)
+    scenario = testsets.Scenario("liquid", "liquid", 2400.0, strain=0.05)
     frames = testsets.scenario_frames(
         scenario, parent, "fcc", 3.6, composition, EMT, 2, np.random.default_rng(3), FAST_MD
     )
     assert len(frames) == 2
     for frame in frames:
-        assert frame.info["category"] == "liquid" and frame.info["temperature"] == 2200.0
+        assert frame.info["category"] == "liquid" and frame.info["temperature"] == 2400.0
         assert frame.info["translational_order"] < testsets.MOLTEN_ORDER
         # at least one heating round, the hold and the two sampling intervals
         assert frame.info["md_steps"] * 2 >= 300 + 20 + 2 * 10
