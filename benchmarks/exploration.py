@@ -229,10 +229,14 @@ def loop_result(run_dir: Path, score: Scorer) -> dict[str, Any]:
         )
     final_dir = run_dir / "results" / "final"
     summary = json.loads((final_dir / "summary.json").read_text())
+    # the production fit's metrics where there is one, else the last generation's
+    final_references = summary.get("final_metrics", {}).get("reference_energies_ev")
     if (final_dir / "metrics.json").exists():
         references = read_references(final_dir / "metrics.json")
+    elif final_references:
+        references = {key: float(value) for key, value in final_references.items()}
     else:
-        references = {k: float(v) for k, v in summary["final_metrics"]["reference_energies_ev"].items()}
+        references = read_references(sorted((run_dir / "results").glob("gen_*/fit/metrics.json"))[-1])
     final = {
         "oracle_calls": calls,
         "atoms_labelled": atoms_labelled,
