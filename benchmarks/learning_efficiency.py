@@ -253,7 +253,7 @@ def fit_and_score(
     basis = fit.fit_linear(train, elements, settings, references)
     seconds = time.perf_counter() - start
     yaml_path, yace_path = folder / "potential.yaml", folder / "potential.yace"
-    fit.save_potential(basis, yaml_path, yace_path)
+    fit.save_potential(basis, yaml_path, yace_path, references)
     md_force_calls = sum(float(atoms.info.get("md_force_calls", 0.0)) for atoms in images)
     return {
         "oracle_calls": len(images),

@@ -67,7 +67,7 @@ def make_potential(folder: Path, functions_per_element: int) -> dict[str, Path]:
     references = fit.reference_energies(data, ELEMENTS)
     basis = fit.fit_linear(data, ELEMENTS, settings, references)
     folder.mkdir(parents=True, exist_ok=True)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
+    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace", references)
     fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
     asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
     return {"yaml": folder / "p.yaml", "yace": folder / "p.yace", "asi": Path(asi)}

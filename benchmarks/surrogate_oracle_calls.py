@@ -76,7 +76,7 @@ def cell(rng: np.random.Generator, kind: str) -> Atoms:
 
 def fit_rmse(train: list[Atoms], test: list[Atoms], folder: Path, references: dict[str, float]) -> float:
     basis = fit.fit_linear(train, ELEMENTS, FIT, references)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
+    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace", references)
     return float(fit.evaluate(folder / "p.yaml", test, references)["force_rmse_ev_per_a"])
 
 

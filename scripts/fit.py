@@ -7,7 +7,7 @@ from common import start
 log = start(snakemake)
 
 from mlip_autopipe import fit, nonlinear_fit  # noqa: E402
-from mlip_autopipe.data import read_structures, write_text_atomic  # noqa: E402
+from mlip_autopipe.data import atomic_output, read_structures, write_text_atomic  # noqa: E402
 from mlip_autopipe.distillation import distillation_set  # noqa: E402
 from mlip_autopipe.errors import FitError  # noqa: E402
 from mlip_autopipe.timing import tool_time  # noqa: E402
@@ -71,8 +71,9 @@ with tool_time(log, "pacemaker"):
         history = nonlinear_fit.read_loss_history(snakemake.params.pacemaker_dir)
     else:
         basis = fit.fit_linear(train, elements, settings, references)
-fit.save_potential(basis, snakemake.output.yaml, snakemake.output.yace)
-fit.to_dataframe(train, references).to_pickle(snakemake.output.dataset, compression="gzip")
+fit.save_potential(basis, snakemake.output.yaml, snakemake.output.yace, references)
+with atomic_output(snakemake.output.dataset) as temporary:
+    fit.to_dataframe(train, references).to_pickle(temporary, compression="gzip")
 with tool_time(log, "pacemaker"):
     fit.compute_active_set(snakemake.output.yaml, snakemake.output.dataset, snakemake.log[0])
     metrics = {

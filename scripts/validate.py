@@ -7,7 +7,7 @@ log = start(snakemake)
 
 from mlip_autopipe import validation  # noqa: E402
 from mlip_autopipe import validation_plots as plots  # noqa: E402
-from mlip_autopipe.data import read_structures, write_text_atomic  # noqa: E402
+from mlip_autopipe.data import atomic_output, read_structures, write_text_atomic  # noqa: E402
 from mlip_autopipe.explore import load_calculator  # noqa: E402
 from mlip_autopipe.oracles import make_oracle  # noqa: E402
 from mlip_autopipe.timing import tool_time  # noqa: E402
@@ -73,4 +73,5 @@ figures = {
     "md": plots.plot_md_stability(md),
 }
 for name, figure in figures.items():
-    figure.savefig(snakemake.output[name], dpi=120)
+    with atomic_output(snakemake.output[name]) as temporary:
+        figure.savefig(temporary, dpi=120)

@@ -106,16 +106,16 @@ SMALL_FIT_SETTINGS = {
 }
 
 
-def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Path]:
-    """Fit SMALL_FIT_SETTINGS on labelled Cu-Ni ``data``; potential.yaml/.yace and active set."""
+def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Any]:
+    """Fit SMALL_FIT_SETTINGS on labelled Cu-Ni ``data``; potential.yaml/.yace, active set, references."""
     from mlip_autopipe import fit
 
     references = fit.reference_energies(data, ["Cu", "Ni"])
     basis = fit.fit_linear(data, ["Cu", "Ni"], SMALL_FIT_SETTINGS, references)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
+    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace", references)
     fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
     asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
-    return {"yaml": folder / "p.yaml", "yace": folder / "p.yace", "asi": Path(asi)}
+    return {"yaml": folder / "p.yaml", "yace": folder / "p.yace", "asi": Path(asi), "references": references}
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ import copy
 import json
 import math
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,8 @@ def test_settings_hash_follows_results_not_execution(schema: dict[str, Any], tmp
         ),
         (["Si"], {"kspacing": 0}, "oracle.qe.kspacing", "less than or equal to the minimum"),
         (["Si"], {"command": "no-such-pw.x -nk 2"}, "oracle.qe.command", "not found on PATH"),
+        (["Si"], {"command": "{mpi} -n 2 no-such-pw.x"}, "oracle.qe.command", "'no-such-pw.x' not found"),
+        (["Si"], {"command": "mpirun -np 2 --oversubscribe"}, "oracle.qe.command", "names no program"),
         (["Si"], {"pseudo_dir": "/no/such/folder"}, "oracle.qe.pseudo_dir", "not a directory"),
     ],
 )
@@ -241,3 +245,227 @@ def test_mpi_placeholder_becomes_the_rules_launcher() -> None:
     assert under_slurm[:2] == ("srun", "--mpi=pmix")
     assert pw_argv(under_slurm, 4)[:5] == ["srun", "--mpi=pmix", "-n", "4", "pw.x"]
     assert expand_mpi(("pw.x",), "srun") == ("pw.x",)  # no placeholder: nothing changes
+
+
+# --------------------------------------------------------------------------- issue 16, items 1-4
+
+
+def test_pseudopotential_links_are_named_per_element(schema: dict[str, Any], tmp_path: Path) -> None:
+    from mlip_autopipe.dft import link_pseudopotentials
+
+    default = resolve_settings(qe_config(schema, ["Si", "Ge"])["oracle"]["qe"], ["Si", "Ge"])
+    library = {}
+    for element, name in (("Si", "pbe.UPF"), ("Ge", "pbe.upf")):
+        (tmp_path / element).mkdir()
+        shutil.copy(default.pseudopotentials[element].path, tmp_path / element / name)
+        library[element] = str(tmp_path / element / name)
+    config = qe_config(schema, ["Si", "Ge"], pseudopotentials=library, **TINY_QE)
+    settings = resolve_settings(config["oracle"]["qe"], ["Si", "Ge"])
+    pair = bulk("Si", "diamond", a=5.55)
+    pair.set_chemical_symbols(["Si", "Ge"])
+    inputs = pw_inputs(pair, settings)
+    link_pseudopotentials(inputs, settings, tmp_path)
+    # one link per element, whatever the library calls its files; the extension is kept
+    assert inputs.pseudopotentials == {"Ge": "Ge.upf", "Si": "Si.UPF"}
+    for element, name in inputs.pseudopotentials.items():
+        assert (tmp_path / "pseudo" / name).resolve() == Path(library[element]).resolve()
+
+
+@pytest.mark.slow
+def test_folder_per_element_pseudopotentials_give_the_distinct_name_energy(
+    schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
+) -> None:
+    # a cluster-style library: <dir>/Si/pbe.UPF, <dir>/Ge/pbe.UPF, copies of Debian's picks
+    default = resolve_settings(qe_config(schema, ["Si", "Ge"])["oracle"]["qe"], ["Si", "Ge"])
+    library = {}
+    for element in ("Si", "Ge"):
+        (tmp_path / "library" / element).mkdir(parents=True)
+        shutil.copy(default.pseudopotentials[element].path, tmp_path / "library" / element / "pbe.UPF")
+        library[element] = str(tmp_path / "library" / element / "pbe.UPF")
+    distinct = qe_config(schema, ["Si", "Ge"], **TINY_QE)
+    per_folder = qe_config(schema, ["Si", "Ge"], pseudopotentials=library, **TINY_QE)
+    expected = make_oracle(distinct["oracle"], ["Si", "Ge"]).label(sige_pair)
+    labelled = make_oracle(per_folder["oracle"], ["Si", "Ge"], work_dir=tmp_path / "run").label(sige_pair)
+    assert labelled.get_potential_energy() == pytest.approx(expected.get_potential_energy(), abs=1e-6)
+    np.testing.assert_allclose(labelled.get_forces(), expected.get_forces(), atol=1e-5)
+    assert sorted(path.name for path in (tmp_path / "run/attempt_1/pseudo").iterdir()) == ["Ge.UPF", "Si.UPF"]
+
+
+#: QE 6.7 (Debian 12), as pw.x printed it for bcc Fe here.
+MAGNETIC_MOMENTS_QE_6_7 = """
+     Magnetic moment per site:
+     atom:    1    charge:    6.4815    magn:    2.0370    constr:    0.0000
+     atom:    2    charge:    6.4815    magn:   -1.9012    constr:    0.0000
+
+     total cpu time spent up to now is        2.1 secs
+"""
+
+#: QE 6.8 and later (PW/src/report_mag.f90: FORMAT 'atom',i4,' (R=',F5.3,')  charge=',F8.4,'  magn=',F8.4).
+MAGNETIC_MOMENTS_QE_7 = """
+     Magnetic moment per site  (integrated on atomic sphere of radius R)
+     atom   1 (R=0.190)  charge= 14.3011  magn=  0.6012
+     atom   2 (R=0.190)  charge= 14.2999  magn= -0.5987
+
+     total cpu time spent up to now is        2.1 secs
+"""
+
+MAGNETIC_MOMENTS_QE_7_CONSTRAINED = """
+     Magnetic moment per site  (integrated on atomic sphere of radius R)
+     atom   1 (R=0.190)  charge= 14.3011  magn=  0.6012   constr=  1.0000
+     atom   2 (R=0.190)  charge= 14.2999  magn= -0.5987   constr= -1.0000
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (MAGNETIC_MOMENTS_QE_6_7, [2.0370, -1.9012]),
+        (MAGNETIC_MOMENTS_QE_7, [0.6012, -0.5987]),
+        (MAGNETIC_MOMENTS_QE_7_CONSTRAINED, [0.6012, -0.5987]),
+    ],
+)
+def test_magnetic_moments_are_read_from_qe_6_7_and_qe_7_output(text: str, expected: list[float]) -> None:
+    from mlip_autopipe.dft import parse_magnetic_moments
+
+    earlier = text.replace("0.6012", "9.9999").replace("2.0370", "9.9999")  # an earlier SCF step's block
+    moments = parse_magnetic_moments(earlier + "\n iteration #  9\n" + text, 2)
+    assert moments is not None
+    np.testing.assert_allclose(moments, expected)
+    assert parse_magnetic_moments(text, 3) is None  # a block for another structure is not half-read
+
+
+def test_default_recovery_ladder_keeps_the_hamiltonian(schema: dict[str, Any]) -> None:
+    from mlip_autopipe.dft import PHYSICS_RUNG_KEYS, RESULT_PRESERVING_RUNG_KEYS
+
+    config = qe_config(schema, ["Si"])
+    ladder = config["oracle"]["qe"]["recovery"]
+    assert len(ladder) >= 4
+    assert all(key in RESULT_PRESERVING_RUNG_KEYS for rung in ladder for key in rung)
+    # every rung key the schema accepts is classified, one way or the other
+    rung_keys = schema["properties"]["oracle"]["properties"]["qe"]["properties"]["recovery"]["items"][
+        "properties"
+    ]
+    assert set(rung_keys) == set(RESULT_PRESERVING_RUNG_KEYS) | set(PHYSICS_RUNG_KEYS)
+    assert config["oracle"]["qe"]["recovery_allow_physics_changes"] is False
+
+
+@pytest.mark.slow
+def test_result_preserving_rungs_reproduce_the_first_attempt_label(
+    schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
+) -> None:
+    direct = make_oracle(qe_config(schema, ["Si", "Ge"], **TINY_QE)["oracle"], ["Si", "Ge"]).label(sige_pair)
+    ladder = [{"diagonalization": "cg", "startingwfc": "random", "mixing_ndim": 12, "electron_maxstep": 100}]
+    config = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder, **TINY_QE)
+    recovered = label_candidate(
+        sige_pair.copy(), make_oracle(config["oracle"], ["Si", "Ge"], work_dir=tmp_path)
+    )
+    assert recovered.info["label_status"] == "ok" and recovered.info["recovery_rung"] == 1
+    text = " ".join((tmp_path / "attempt_2/espresso.pwi").read_text().lower().split())
+    for flag in ("diagonalization = 'cg'", "startingwfc = 'random'", "mixing_ndim = 12"):
+        assert flag in text
+    # the same Hamiltonian: the same label to within the SCF threshold
+    assert recovered.get_potential_energy() == pytest.approx(direct.get_potential_energy(), abs=1e-5)
+    np.testing.assert_allclose(recovered.get_forces(), direct.get_forces(), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_rung_that_changes_the_hamiltonian_needs_the_opt_in(
+    schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
+) -> None:
+    ladder = [{"mixing_beta": 0.3}, {"degauss": 0.03, "electron_maxstep": 100}]
+    strict = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder, **TINY_QE)
+    kept_out = label_candidate(sige_pair.copy(), make_oracle(strict["oracle"], ["Si", "Ge"]))
+    assert kept_out.info["label_status"] == "failed" and kept_out.info["label_failure"] == "scf_not_converged"
+    assert "recovery_allow_physics_changes" in kept_out.info["label_reason"]
+    assert kept_out.info["label_attempts"] == 2  # the degauss rung never ran
+
+    opted_in = qe_config(
+        schema,
+        ["Si", "Ge"],
+        electron_maxstep=2,
+        recovery=ladder,
+        recovery_allow_physics_changes=True,
+        **TINY_QE,
+    )
+    oracle = make_oracle(opted_in["oracle"], ["Si", "Ge"])
+    assert oracle.settings_hash() != make_oracle(strict["oracle"], ["Si", "Ge"]).settings_hash()
+    smeared = label_candidate(sige_pair.copy(), oracle)
+    assert smeared.info["label_status"] == "ok" and smeared.info["recovery_rung"] == 2
+
+    write_structures(tmp_path / "label/a.extxyz", smeared)
+    write_structures(tmp_path / "label/b.extxyz", kept_out)
+    labelled, ledger = gather_labels(sorted((tmp_path / "label").glob("*.extxyz")))
+    assert len(labelled) == 1 and labelled[0].info["recovery_rung"] == 2
+    assert sorted((row["status"], row["recovery_rung"]) for row in ledger) == [("failed", None), ("ok", 2)]
+
+
+def test_pw_version_is_read_from_the_program_header() -> None:
+    from mlip_autopipe.dft import pw_version
+
+    assert pw_version(["pw.x"]) == subprocess_version()
+    # the launcher and its options are skipped; the placeholder too
+    assert pw_version(["mpirun", "-np", "{cores}", "pw.x", "-nk", "2"]) == pw_version(["pw.x"])
+    assert pw_version(["{mpi}", "-n", "{cores}", "pw.x"]) == pw_version(["pw.x"])
+    assert pw_version(["no-such-program-pw.x"]) == "unknown"
+
+
+def test_label_params_and_cache_key_follow_the_pw_and_ase_versions(
+    schema: dict[str, Any], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    import ase
+
+    from mlip_autopipe.dft import QEOracle, result_config
+
+    # another QE build: a pw.x whose header names another version
+    other = tmp_path / "bin" / "pw.x"
+    other.parent.mkdir()
+    other.write_text("#!/bin/sh\necho '     Program PWSCF v.7.3.1 starts on  1Dec2026 at  2:45: 7'\nexit 1\n")
+    other.chmod(0o755)
+    config = qe_config(schema, ["Si"], **TINY_QE)
+    params = result_config(config["oracle"])["qe"]
+    assert params["pw_version"] == subprocess_version() and params["ase_version"] == ase.__version__
+    elsewhere = copy.deepcopy(config["oracle"])
+    elsewhere["qe"]["command"] = f"mpirun -np {{cores}} {other}"
+    assert result_config(elsewhere)["qe"]["pw_version"] == "7.3.1"
+
+    settings = resolve_settings(config["oracle"]["qe"], ["Si"])
+    assert settings.pw_version == subprocess_version()
+    base = QEOracle(settings).settings_hash()
+    assert QEOracle(dataclasses.replace(settings, pw_version="7.3.1")).settings_hash() != base
+    assert QEOracle(dataclasses.replace(settings, ase_version="3.99.0")).settings_hash() != base
+    assert QEOracle(resolve_settings(elsewhere["qe"], ["Si"])).settings_hash() != base
+
+
+def subprocess_version() -> str:
+    """The installed pw.x's version, as its own header prints it."""
+    import re
+
+    with tempfile.TemporaryDirectory() as folder:
+        header = subprocess.run(
+            ["pw.x"], stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=folder, check=False
+        ).stdout
+    match = re.search(r"Program PWSCF v\.(\S+) starts", header)
+    assert match is not None
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_a_cache_hit_keeps_the_qe_version(schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path) -> None:
+    oracle = make_oracle(qe_config(schema, ["Si", "Ge"], **TINY_QE)["oracle"], ["Si", "Ge"])
+    fresh = label_candidate(sige_pair.copy(), oracle, cache_dir=tmp_path)
+    again = label_candidate(sige_pair.copy(), oracle, cache_dir=tmp_path)
+    assert not fresh.info["from_cache"] and again.info["from_cache"]
+    assert again.info["qe_version"] == fresh.info["qe_version"] == subprocess_version()
+    assert again.info["recovery_rung"] == fresh.info["recovery_rung"] == 0
+
+
+def test_the_program_behind_an_mpi_launcher_is_found() -> None:
+    from mlip_autopipe.dft import launched_program
+
+    assert launched_program(["pw.x", "-nk", "2"]) == "pw.x"
+    assert launched_program(["mpirun", "-np", "{cores}", "--allow-run-as-root", "pw.x", "-nk", "2"]) == "pw.x"
+    assert launched_program(["srun", "--mpi=pmix", "/opt/qe/bin/pw.x"]) == "/opt/qe/bin/pw.x"
+    assert launched_program(["mpiexec", "-n", "4", "--bind-to", "core", "my-pw"]) == "my-pw"
+    assert launched_program(["mpirun", "-np", "2"]) is None

@@ -103,5 +103,8 @@ def test_pw_command_and_pseudo_dir_with_hostile_names_run_without_a_shell(tmp_pa
     labelled = oracle.label(atoms)
 
     assert abs(labelled.get_forces()).max() > 1e-4 and labelled.info["label_attempts"] == 1
-    assert calls.read_text().splitlines() == [str(work_dir / "attempt_1")]
+    # one label run (the other call, in a scratch folder, read pw.x's version for the cache key)
+    assert [line for line in calls.read_text().splitlines() if line.startswith(str(work_dir))] == [
+        str(work_dir / "attempt_1")
+    ]
     assert not pwned(tmp_path, REPO), "a name was run by a shell"

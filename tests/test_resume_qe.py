@@ -82,7 +82,11 @@ def calls_per_uid(calls: Path) -> Counter[str]:
     """pw.x calls per structure uid, from the logged ``.../label/<uid>.pw/attempt_N`` folders."""
     if not calls.exists():
         return Counter()
-    return Counter(Path(line).parent.name.removesuffix(".pw") for line in calls.read_text().splitlines())
+    # label runs only: the version lookup (pw.x's header, for the cache key) runs in a scratch folder
+    attempts = [
+        Path(line) for line in calls.read_text().splitlines() if Path(line).name.startswith("attempt_")
+    ]
+    return Counter(attempt.parent.name.removesuffix(".pw") for attempt in attempts)
 
 
 def finished_labels(run_dir: Path) -> set[str]:

@@ -11,6 +11,7 @@ Units: cutoffs and ``degauss`` in Ry (QE's own), k-point spacing in 1/A *includi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ase
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
@@ -68,6 +70,21 @@ OUTPUT_NAME = "espresso.pwo"
 SCF_NOT_CONVERGED = "convergence NOT achieved"
 JOB_DONE = "JOB DONE."
 
+#: Recovery-rung keys that only change how the SCF gets to its solution, not the solution:
+#: a label from such a rung equals the first attempt's to within the SCF threshold.
+RESULT_PRESERVING_RUNG_KEYS = (
+    "mixing_beta",
+    "mixing_mode",
+    "mixing_ndim",
+    "electron_maxstep",
+    "diagonalization",
+    "startingwfc",
+)
+#: Recovery-rung keys that change the Hamiltonian (smearing of the occupations): a label from
+#: such a rung is not comparable with its neighbours, so these rungs run only with
+#: ``oracle.qe.recovery_allow_physics_changes``.
+PHYSICS_RUNG_KEYS = ("degauss", "smearing", "occupations")
+
 #: Failure categories recorded in ``atoms.info['label_failure']`` and the ledger.
 FAILURE_SCF = "scf_not_converged"
 FAILURE_WALLTIME = "walltime"
@@ -75,6 +92,10 @@ FAILURE_CRASH = "crash"
 FAILURE_PARSE = "unparsable_output"
 
 _HEADER_NUMBER = r"([-+0-9.eEdD]+)"
+
+#: pw.x's version when its header cannot be read (a wrapper that prints nothing, a timeout).
+UNKNOWN_VERSION = "unknown"
+_PW_VERSION = re.compile(r"Program PWSCF v\.(\S+) starts")
 
 
 @dataclass(frozen=True)
@@ -112,6 +133,10 @@ class QESettings:
     mixing_mode: str
     electron_maxstep: int
     recovery: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    recovery_allow_physics_changes: bool = False
+    #: the QE build and the ASE that writes its input: labels of other builds are other labels
+    pw_version: str = UNKNOWN_VERSION
+    ase_version: str = ase.__version__
 
     def result_settings(self) -> dict[str, Any]:
         """What changes a pw.x result: the cache key. Command, cores and paths are left out."""
@@ -134,6 +159,9 @@ class QESettings:
             "mixing_mode": self.mixing_mode,
             "electron_maxstep": self.electron_maxstep,
             "recovery": [dict(sorted(rung.items())) for rung in self.recovery],
+            "recovery_allow_physics_changes": self.recovery_allow_physics_changes,
+            "pw_version": self.pw_version,
+            "ase_version": self.ase_version,
         }
 
 
@@ -150,6 +178,9 @@ def result_config(oracle_config: Mapping[str, Any]) -> dict[str, Any]:
     if oracle_config["kind"] == "qe":
         qe = oracle_config.get("qe") or {}
         config["qe"] = {key: value for key, value in qe.items() if key not in EXECUTION_KEYS}
+        # which build runs, not how: another pw.x (or ASE writing its input) relabels
+        config["qe"]["pw_version"] = pw_version(command_tokens(qe.get("command", "pw.x")))
+        config["qe"]["ase_version"] = ase.__version__
     return config
 
 
@@ -174,6 +205,79 @@ def expand_mpi(tokens: Sequence[str], mpi: str | None) -> tuple[str, ...]:
     """Replace a ``{mpi}`` token by the launcher's own arguments (e.g. ``srun`` or ``mpirun``)."""
     launcher = shlex.split(mpi or DEFAULT_MPI_LAUNCHER)
     return tuple(part for token in tokens for part in (launcher if token == MPI_PLACEHOLDER else [token]))
+
+
+#: Programs that start another program (the one to check) after their own options.
+MPI_LAUNCHERS = frozenset(
+    {"mpirun", "mpiexec", "mpiexec.hydra", "orterun", "srun", "aprun", "jsrun", "ibrun", "prun"}
+)
+
+
+def launched_program(tokens: Sequence[str]) -> str | None:
+    """The program a command runs: its first word, or with an MPI launcher first, the first
+    word after the launcher's options (an option's value is skipped unless it is a program:
+    found on PATH, a path, or named like QE's ``*.x``). None when nothing follows the options."""
+    if os.path.basename(tokens[0]) not in MPI_LAUNCHERS:
+        return tokens[0]
+    index = 1
+    while index < len(tokens):
+        token = tokens[index]
+        if not token.startswith("-"):
+            return token
+        index += 1
+        if "=" not in token and index < len(tokens) and not _is_program(tokens[index]):
+            index += 1  # the option's value, e.g. "-np 4", "--bind-to core"
+    return None
+
+
+def _is_program(token: str) -> bool:
+    return not token.startswith("-") and (
+        shutil.which(token) is not None or os.sep in token or token.endswith(".x")
+    )
+
+
+def pw_program(tokens: Sequence[str]) -> str | None:
+    """The program in a pw.x command (after ``{mpi}``/a launcher and its options) when it is
+    found on PATH or as a path; None otherwise."""
+    program = launched_program(expand_mpi(tokens, None))
+    return program if program is not None and shutil.which(program) else None
+
+
+def pw_version(tokens: Sequence[str]) -> str:
+    """pw.x's version as its header prints it (``6.7MaX``, ``7.3.1``), or ``unknown``.
+
+    Runs the program itself (not its launcher: no srun or mpirun) once per process and file,
+    without input, in a scratch folder (pw.x leaves a CRASH file there).
+    """
+    program = pw_program(tokens)
+    if program is None:
+        return UNKNOWN_VERSION
+    path = Path(shutil.which(program) or program).resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        return UNKNOWN_VERSION
+    return _read_pw_version(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_pw_version(path: str, mtime_ns: int, size: int) -> str:
+    """The header's version of the program at ``path`` (cached per process, file and mtime)."""
+    with tempfile.TemporaryDirectory(prefix="pw-version-") as scratch:
+        try:
+            run = subprocess.run(
+                [path],
+                cwd=scratch,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=60,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return UNKNOWN_VERSION
+    match = _PW_VERSION.search(run.stdout.decode(errors="replace"))
+    return match.group(1) if match else UNKNOWN_VERSION
 
 
 def default_pseudo_dir() -> Path | None:
@@ -300,6 +404,14 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
     tokens = expand_mpi(command_tokens(qe.get("command", "pw.x")), qe.get("mpi"))
     if shutil.which(tokens[0]) is None:
         raise ConfigError("oracle.qe.command", f"program '{tokens[0]}' not found on PATH (run `make setup`)")
+    program = launched_program(tokens)
+    if program is None:
+        raise ConfigError("oracle.qe.command", f"names no program after the options of '{tokens[0]}'")
+    if shutil.which(program) is None:
+        raise ConfigError(
+            "oracle.qe.command",
+            f"program '{program}' not found on PATH (after '{tokens[0]}'; run `make setup`)",
+        )
     if qe.get("pseudo_dir"):
         pseudo_dir = Path(os.path.expanduser(str(qe["pseudo_dir"])))
         if not pseudo_dir.is_dir():
@@ -314,6 +426,7 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
     moments = dict(DEFAULT_MAGNETIC_MOMENTS)
     moments.update(qe.get("starting_magnetic_moments") or {})
     return QESettings(
+        pw_version=pw_version(tokens),
         command=tokens,
         cores=int(qe.get("cores", 1)),
         walltime_s=float(qe.get("walltime_s", 3600.0)),
@@ -332,6 +445,7 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
         mixing_mode=str(qe.get("mixing_mode", "plain")),
         electron_maxstep=int(qe.get("electron_maxstep", 100)),
         recovery=tuple(dict(rung) for rung in qe.get("recovery", [])),
+        recovery_allow_physics_changes=bool(qe.get("recovery_allow_physics_changes", False)),
     )
 
 
@@ -398,14 +512,18 @@ def pw_inputs(atoms: Atoms, settings: QESettings, changes: Mapping[str, Any] | N
     missing = [symbol for symbol in symbols if symbol not in settings.pseudopotentials]
     if missing:
         raise LabellingError(f"no pseudopotential for {', '.join(missing)} (not in 'elements')")
+    occupations = str(changes.get("occupations", settings.occupations))
     system: dict[str, Any] = {
         "ecutwfc": settings.ecutwfc,
         "ecutrho": settings.ecutrho,
-        "occupations": settings.occupations,
+        "occupations": occupations,
     }
-    degauss = changes.get("degauss", settings.degauss if settings.occupations == "smearing" else None)
-    if degauss is not None:
-        system.update(occupations="smearing", smearing=settings.smearing, degauss=float(degauss))
+    if occupations == "smearing" or "degauss" in changes:  # a degauss rung turns smearing on
+        system.update(
+            occupations="smearing",
+            smearing=str(changes.get("smearing", settings.smearing)),
+            degauss=float(changes.get("degauss", settings.degauss)),
+        )
     work = atoms.copy()
     work.calc = None
     magnetisation = starting_magnetisation(atoms, settings)
@@ -414,6 +532,16 @@ def pw_inputs(atoms: Atoms, settings: QESettings, changes: Mapping[str, Any] | N
         work.set_initial_magnetic_moments(magnetisation)
     else:
         work.set_initial_magnetic_moments(np.zeros(len(work)))
+    electrons: dict[str, Any] = {
+        "conv_thr": settings.conv_thr_per_atom * len(atoms),
+        "mixing_beta": float(changes.get("mixing_beta", settings.mixing_beta)),
+        "mixing_mode": str(changes.get("mixing_mode", settings.mixing_mode)),
+        "electron_maxstep": int(changes.get("electron_maxstep", settings.electron_maxstep)),
+    }
+    # left to pw.x's defaults unless a rung sets them
+    electrons.update(
+        {key: changes[key] for key in ("mixing_ndim", "diagonalization", "startingwfc") if key in changes}
+    )
     input_data = {
         "control": {
             "calculation": "scf",
@@ -424,12 +552,7 @@ def pw_inputs(atoms: Atoms, settings: QESettings, changes: Mapping[str, Any] | N
             "pseudo_dir": str(settings.pseudo_dir),
         },
         "system": system,
-        "electrons": {
-            "conv_thr": settings.conv_thr_per_atom * len(atoms),
-            "mixing_beta": float(changes.get("mixing_beta", settings.mixing_beta)),
-            "mixing_mode": str(changes.get("mixing_mode", settings.mixing_mode)),
-            "electron_maxstep": int(changes.get("electron_maxstep", settings.electron_maxstep)),
-        },
+        "electrons": electrons,
     }
     pseudopotentials = {symbol: settings.pseudopotentials[symbol].path.name for symbol in symbols}
     return PwInputs(work, input_data, pseudopotentials, kpoint_grid(atoms, settings.kspacing))
@@ -438,23 +561,23 @@ def pw_inputs(atoms: Atoms, settings: QESettings, changes: Mapping[str, Any] | N
 #: Folder, inside each attempt's folder, of links to the pseudopotentials pw.x reads.
 LINKED_PSEUDO_DIR = "pseudo"
 
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
-
 
 def link_pseudopotentials(inputs: PwInputs, settings: QESettings, directory: Path) -> None:
-    """Point ``inputs`` at links in ``directory/pseudo`` to the resolved pseudopotential files.
+    """Point ``inputs`` at links ``directory/pseudo/<El>.<ext>`` to the resolved pseudopotentials.
 
-    pw.x reads ``pseudo_dir`` and file names from a Fortran namelist and a whitespace-separated
-    card: a quote or a space in a user's folder or file name would break them, and a file given by
-    an absolute path outside ``pseudo_dir`` would not be found. The links have plain names.
+    One link per element, named after the element: a folder-per-element library
+    (``Si/pbe.UPF``, ``Ge/pbe.UPF``) must not collapse into one link that labels Ge with the Si
+    pseudopotential. pw.x reads ``pseudo_dir`` and file names from a Fortran namelist and a
+    whitespace-separated card, so the names are plain (no quote or space from a user's folder);
+    the file's extension is kept (sanitised), as QE picks old pseudopotential formats by it.
     """
     folder = directory / LINKED_PSEUDO_DIR
     folder.mkdir(exist_ok=True)
     names = {}
     for symbol in inputs.pseudopotentials:
         path = settings.pseudopotentials[symbol].path
-        suffix = "".join(char for char in path.suffix if char.isalnum() or char == ".")
-        name = path.name if _PLAIN_NAME.fullmatch(path.name) else f"{symbol}{suffix or '.UPF'}"
+        extension = "".join(char for char in path.suffix if char.isalnum())
+        name = f"{symbol}.{extension or 'UPF'}"
         link = folder / name
         link.unlink(missing_ok=True)
         link.symlink_to(path.resolve())
@@ -570,18 +693,31 @@ def crash_message(run: PwRun) -> str:
     return "no output"
 
 
-def parse_magnetic_moments(output: str, n_atoms: int) -> np.ndarray | None:
-    """Per-atom moments (Bohr magnetons) from the last 'Magnetic moment per site' block's ``magn:``.
+#: One site of the 'Magnetic moment per site' block. QE 6.7 prints
+#: ``atom:    1    charge:    6.4815    magn:    2.0370    constr:    0.0000``; QE 6.8 and later
+#: print ``atom   1 (R=0.190)  charge= 14.3011  magn=  0.6012`` (``constr=`` when constrained).
+_MAGNETIC_SITE = re.compile(r"^\s*atom:?\s+(\d+)\b.*?\bmagn[:=]\s*([-+0-9.EeDd]+)")
 
-    ASE's reader takes the last column, which QE 6.7 fills with ``constr:``; so read it here.
+
+def parse_magnetic_moments(output: str, n_atoms: int) -> np.ndarray | None:
+    """Per-atom moments (Bohr magnetons) from the last 'Magnetic moment per site' block.
+
+    Reads the ``magn`` column in both QE 6.7's (``magn:``) and QE >= 6.8's (``magn=``) format;
+    ASE's reader takes the last column, which QE 6.7 fills with ``constr:``. None when the
+    block is missing or does not list exactly sites 1..``n_atoms``.
     """
     start = output.rfind("Magnetic moment per site")
     if start < 0:
         return None
-    values = re.findall(r"magn:\s*([-+0-9.Ee]+)", output[start:])[:n_atoms]
-    if len(values) != n_atoms:
-        return None
-    return np.array([float(value) for value in values])
+    moments: list[float] = []
+    for line in output[start:].splitlines()[1:]:
+        site = _MAGNETIC_SITE.match(line)
+        if site is None:
+            break
+        if int(site.group(1)) != len(moments) + 1:
+            return None
+        moments.append(float(site.group(2).replace("D", "E").replace("d", "e")))
+    return np.array(moments) if len(moments) == n_atoms else None
 
 
 def parse_pw_output(path: Path, reference: Atoms) -> Atoms:
@@ -602,9 +738,9 @@ def parse_pw_output(path: Path, reference: Atoms) -> Atoms:
         message = "pw.x output has the wrong atom count or non-finite values"
         raise LabellingError(message, category=FAILURE_PARSE)
     labelled = attach_labels(reference, energy=energy, forces=forces, stress=stress)
-    version = re.search(r"Program PWSCF v\.(\S+) starts", text)
+    version = _PW_VERSION.search(text)
     if version:
-        # provenance: the DFT cache is keyed by settings and pseudo files, not by the QE build
+        # provenance: the build that made this label (the cache key holds the one asked for)
         labelled.info["qe_version"] = version.group(1)
     magmoms = parse_magnetic_moments(text, len(reference))
     if magmoms is not None and labelled.calc is not None:
@@ -654,6 +790,17 @@ class QEOracle:
         changes: dict[str, Any] = {}
         rungs: list[Mapping[str, Any]] = [{}, *self.settings.recovery]
         for attempt, rung in enumerate(rungs, start=1):
+            physics = sorted(key for key in rung if key in PHYSICS_RUNG_KEYS)
+            if physics and not self.settings.recovery_allow_physics_changes:
+                # the next rung would label this structure with another Hamiltonian than its
+                # neighbours: leave it out of the training set (ledgered), unless opted in
+                raise LabellingError(
+                    f"SCF not converged in {attempt - 1} attempts; recovery rung {attempt - 1} changes "
+                    f"the Hamiltonian ({', '.join(physics)}) and oracle.qe.recovery_allow_physics_changes "
+                    "is false",
+                    category=FAILURE_SCF,
+                    history=history,
+                )
             changes.update(rung)
             directory = work_dir / f"attempt_{attempt}"
             shutil.rmtree(directory, ignore_errors=True)
@@ -681,7 +828,10 @@ class QEOracle:
                 }
             )
             if labelled is not None:
-                labelled.info.update(label_attempts=attempt, label_history=json.dumps(history))
+                # recovery_rung 0: the first attempt; k: the k-th rung of the ladder
+                labelled.info.update(
+                    label_attempts=attempt, recovery_rung=attempt - 1, label_history=json.dumps(history)
+                )
                 if changes:
                     labelled.info["label_recovery"] = json.dumps(changes, sort_keys=True)
                 return labelled
