@@ -325,7 +325,7 @@ def fit_potential(
         references = fit.reference_energies(train, elements)
         basis = fit.fit_linear(train, elements, settings, references)
         yaml_path = folder / "potential.yaml"
-        fit.save_potential(basis, yaml_path, folder / "potential.yace")
+        fit.save_potential(basis, yaml_path, folder / "potential.yace", references)
         return yaml_path, references
     result = train_potential(list(images), elements, settings, folder)
     yaml_path = Path(
