@@ -56,12 +56,9 @@ sys.path.insert(0, str(REPO / "lib"))
 
 from mlip_autopipe import fit, testsets, variants  # noqa: E402
 from mlip_autopipe.config import load_config, load_yaml  # noqa: E402
+from mlip_autopipe.lattice import all_compositions  # noqa: E402
 from mlip_autopipe.structures import sqs_cells  # noqa: E402
-
-try:  # the composition grid's home after the lattice.py split (issue 17)
-    from mlip_autopipe.lattice import all_compositions  # type: ignore[import-not-found]
-except ImportError:
-    from mlip_autopipe.config import all_compositions  # noqa: E402
+from mlip_autopipe.training import train_potential  # noqa: E402
 
 PRESET = REPO / "config" / "emt.yaml"
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -312,36 +309,10 @@ def _with_emt(atoms: Atoms) -> Atoms:
 def fit_potential(
     images: Sequence[Atoms], elements: list[str], settings: dict[str, Any], folder: Path
 ) -> tuple[Path, dict[str, float]]:
-    """The library's fit recipe on ``images`` (its own uid-hash hold-out included).
-
-    ``training.train_potential`` (issue 17) when it exists; else the fit rule's steps.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        from mlip_autopipe.training import train_potential  # type: ignore[import-not-found]
-    except ImportError:
-        fit.check_training_set(images, elements)
-        train, _ = fit.split_train_test(images, settings["test_fraction"])
-        references = fit.reference_energies(train, elements)
-        basis = fit.fit_linear(train, elements, settings, references)
-        yaml_path = folder / "potential.yaml"
-        fit.save_potential(basis, yaml_path, folder / "potential.yace", references)
-        return yaml_path, references
+    """The library's fit recipe (``training.train_potential``, what the fit rule runs) on
+    ``images``, its own uid-hash hold-out included; the potential and its reference energies."""
     result = train_potential(list(images), elements, settings, folder)
-    yaml_path = Path(
-        next(
-            (
-                getattr(result, name)
-                for name in ("yaml", "yaml_path", "potential_yaml")
-                if hasattr(result, name)
-            ),
-            folder / "potential.yaml",
-        )
-    )
-    for name in ("reference_energies", "references", "reference_energies_ev"):
-        if isinstance(getattr(result, name, None), dict):
-            return yaml_path, dict(getattr(result, name))
-    return yaml_path, read_references(next(folder.rglob("metrics.json")))
+    return result.yaml, result.references
 
 
 def baseline_point(

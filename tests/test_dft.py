@@ -23,10 +23,10 @@ from ase.io.espresso import kspacing_to_grid
 
 from mlip_autopipe.config import check_config, validate_schema
 from mlip_autopipe.data import read_structures, tag_structure, write_structures
-from mlip_autopipe.dft import kpoint_grid, pw_inputs, resolve_settings
 from mlip_autopipe.errors import ConfigError
 from mlip_autopipe.labelling import gather_labels, label_candidate
-from mlip_autopipe.oracles import make_oracle
+from mlip_autopipe.oracles import oracle_from_config
+from mlip_autopipe.oracles.qe import kpoint_grid, pw_inputs, resolve_settings
 
 #: Cheap settings for real pw.x runs on 2-atom cells.
 TINY_QE: dict[str, Any] = {"ecutwfc": 20.0, "ecutrho": 80.0, "kspacing": 0.6}
@@ -82,7 +82,7 @@ def test_default_cutoffs_are_the_maximum_over_the_pseudo_headers(schema: dict[st
 def test_settings_hash_follows_results_not_execution(schema: dict[str, Any], tmp_path: Path) -> None:
     def settings_hash(**qe: Any) -> str:
         config = qe_config(schema, ["Si"], **{**TINY_QE, **qe})
-        return make_oracle(config["oracle"], ["Si"]).settings_hash()
+        return oracle_from_config(config).settings_hash()
 
     base = settings_hash()
     # execution details and where the pseudo lives do not change results
@@ -142,7 +142,7 @@ def test_command_failure_is_a_ledgered_crash_not_an_exception(
     schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
 ) -> None:
     config = qe_config(schema, ["Si", "Ge"], command=["false"], **TINY_QE)
-    failed = label_candidate(sige_pair, make_oracle(config["oracle"], ["Si", "Ge"]))
+    failed = label_candidate(sige_pair, oracle_from_config(config))
     assert failed.info["label_status"] == "failed" and failed.info["label_failure"] == "crash"
     assert "exit code 1" in failed.info["label_reason"]
     assert failed.info["label_attempts"] == 1  # a crash is not retried
@@ -153,7 +153,7 @@ def test_pw_labels_equal_a_direct_ase_espresso_run(
     schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
 ) -> None:
     config = qe_config(schema, ["Si", "Ge"], kspacing=0.5, ecutwfc=20.0, ecutrho=80.0)
-    oracle = make_oracle(config["oracle"], ["Si", "Ge"], work_dir=tmp_path / "project")
+    oracle = oracle_from_config(config, work_dir=tmp_path / "project")
     labelled = oracle.label(sige_pair)
 
     settings = resolve_settings(config["oracle"]["qe"], ["Si", "Ge"])
@@ -184,7 +184,7 @@ def test_spin_polarised_for_magnetic_elements_with_moments_from_magn(
 ) -> None:
     iron = tag_structure(bulk("Fe", "bcc", a=2.83), generation=0, origin="alloy")
     config = qe_config(schema, ["Fe"], "bcc", ecutwfc=20.0, ecutrho=160.0, kspacing=0.8)
-    labelled = make_oracle(config["oracle"], ["Fe"], work_dir=tmp_path).label(iron)
+    labelled = oracle_from_config(config, work_dir=tmp_path).label(iron)
     text = (tmp_path / "attempt_1/espresso.pwi").read_text()
     assert "nspin" in text and "starting_magnetization(1)" in text
     # bcc Fe is ferromagnetic, about 2.2 Bohr magnetons per atom in PBE
@@ -201,14 +201,14 @@ def test_scf_failure_is_recovered_by_the_ladder_and_ledgered(
 ) -> None:
     ladder = [{"mixing_beta": 0.3}, {"electron_maxstep": 100}]
     config = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder, **TINY_QE)
-    recovered = label_candidate(sige_pair.copy(), make_oracle(config["oracle"], ["Si", "Ge"]))
+    recovered = label_candidate(sige_pair.copy(), oracle_from_config(config))
     assert recovered.info["label_status"] == "ok" and recovered.info["label_attempts"] == 3
 
     hopeless = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder[:1], **TINY_QE)
     moved = sige_pair.copy()
     moved.positions[0] += 0.05
     failed = label_candidate(
-        tag_structure(moved, generation=0, origin="rattle"), make_oracle(hopeless["oracle"], ["Si", "Ge"])
+        tag_structure(moved, generation=0, origin="rattle"), oracle_from_config(hopeless)
     )
     assert failed.info["label_status"] == "failed"
 
@@ -231,13 +231,13 @@ def test_walltime_is_classified_and_not_retried(schema: dict[str, Any], tmp_path
     big = bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 1, 1))
     big = tag_structure(big, generation=0, origin="alloy")
     config = qe_config(schema, ["Si"], walltime_s=0.5, ecutwfc=30.0, kspacing=0.2)
-    failed = label_candidate(big, make_oracle(config["oracle"], ["Si"], work_dir=tmp_path))
+    failed = label_candidate(big, oracle_from_config(config, work_dir=tmp_path))
     assert failed.info["label_failure"] == "walltime" and failed.info["label_attempts"] == 1
     assert "walltime of 0.5 s" in failed.info["label_reason"]
 
 
 def test_mpi_placeholder_becomes_the_rules_launcher() -> None:
-    from mlip_autopipe.dft import expand_mpi, pw_argv
+    from mlip_autopipe.oracles.qe import expand_mpi, pw_argv
 
     command = ("{mpi}", "-n", "{cores}", "pw.x", "-nk", "{cores}")
     assert expand_mpi(command, None)[0] == "mpirun"  # the local default
@@ -251,7 +251,7 @@ def test_mpi_placeholder_becomes_the_rules_launcher() -> None:
 
 
 def test_pseudopotential_links_are_named_per_element(schema: dict[str, Any], tmp_path: Path) -> None:
-    from mlip_autopipe.dft import link_pseudopotentials
+    from mlip_autopipe.oracles.qe import link_pseudopotentials
 
     default = resolve_settings(qe_config(schema, ["Si", "Ge"])["oracle"]["qe"], ["Si", "Ge"])
     library = {}
@@ -284,8 +284,8 @@ def test_folder_per_element_pseudopotentials_give_the_distinct_name_energy(
         library[element] = str(tmp_path / "library" / element / "pbe.UPF")
     distinct = qe_config(schema, ["Si", "Ge"], **TINY_QE)
     per_folder = qe_config(schema, ["Si", "Ge"], pseudopotentials=library, **TINY_QE)
-    expected = make_oracle(distinct["oracle"], ["Si", "Ge"]).label(sige_pair)
-    labelled = make_oracle(per_folder["oracle"], ["Si", "Ge"], work_dir=tmp_path / "run").label(sige_pair)
+    expected = oracle_from_config(distinct).label(sige_pair)
+    labelled = oracle_from_config(per_folder, work_dir=tmp_path / "run").label(sige_pair)
     assert labelled.get_potential_energy() == pytest.approx(expected.get_potential_energy(), abs=1e-6)
     np.testing.assert_allclose(labelled.get_forces(), expected.get_forces(), atol=1e-5)
     assert sorted(path.name for path in (tmp_path / "run/attempt_1/pseudo").iterdir()) == ["Ge.UPF", "Si.UPF"]
@@ -325,7 +325,7 @@ MAGNETIC_MOMENTS_QE_7_CONSTRAINED = """
     ],
 )
 def test_magnetic_moments_are_read_from_qe_6_7_and_qe_7_output(text: str, expected: list[float]) -> None:
-    from mlip_autopipe.dft import parse_magnetic_moments
+    from mlip_autopipe.oracles.qe import parse_magnetic_moments
 
     earlier = text.replace("0.6012", "9.9999").replace("2.0370", "9.9999")  # an earlier SCF step's block
     moments = parse_magnetic_moments(earlier + "\n iteration #  9\n" + text, 2)
@@ -335,7 +335,7 @@ def test_magnetic_moments_are_read_from_qe_6_7_and_qe_7_output(text: str, expect
 
 
 def test_default_recovery_ladder_keeps_the_hamiltonian(schema: dict[str, Any]) -> None:
-    from mlip_autopipe.dft import PHYSICS_RUNG_KEYS, RESULT_PRESERVING_RUNG_KEYS
+    from mlip_autopipe.oracles.qe import PHYSICS_RUNG_KEYS, RESULT_PRESERVING_RUNG_KEYS
 
     config = qe_config(schema, ["Si"])
     ladder = config["oracle"]["qe"]["recovery"]
@@ -353,12 +353,10 @@ def test_default_recovery_ladder_keeps_the_hamiltonian(schema: dict[str, Any]) -
 def test_result_preserving_rungs_reproduce_the_first_attempt_label(
     schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
 ) -> None:
-    direct = make_oracle(qe_config(schema, ["Si", "Ge"], **TINY_QE)["oracle"], ["Si", "Ge"]).label(sige_pair)
+    direct = oracle_from_config(qe_config(schema, ["Si", "Ge"], **TINY_QE)).label(sige_pair)
     ladder = [{"diagonalization": "cg", "startingwfc": "random", "mixing_ndim": 12, "electron_maxstep": 100}]
     config = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder, **TINY_QE)
-    recovered = label_candidate(
-        sige_pair.copy(), make_oracle(config["oracle"], ["Si", "Ge"], work_dir=tmp_path)
-    )
+    recovered = label_candidate(sige_pair.copy(), oracle_from_config(config, work_dir=tmp_path))
     assert recovered.info["label_status"] == "ok" and recovered.info["recovery_rung"] == 1
     text = " ".join((tmp_path / "attempt_2/espresso.pwi").read_text().lower().split())
     for flag in ("diagonalization = 'cg'", "startingwfc = 'random'", "mixing_ndim = 12"):
@@ -374,7 +372,7 @@ def test_a_rung_that_changes_the_hamiltonian_needs_the_opt_in(
 ) -> None:
     ladder = [{"mixing_beta": 0.3}, {"degauss": 0.03, "electron_maxstep": 100}]
     strict = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder, **TINY_QE)
-    kept_out = label_candidate(sige_pair.copy(), make_oracle(strict["oracle"], ["Si", "Ge"]))
+    kept_out = label_candidate(sige_pair.copy(), oracle_from_config(strict))
     assert kept_out.info["label_status"] == "failed" and kept_out.info["label_failure"] == "scf_not_converged"
     assert "recovery_allow_physics_changes" in kept_out.info["label_reason"]
     assert kept_out.info["label_attempts"] == 2  # the degauss rung never ran
@@ -387,8 +385,8 @@ def test_a_rung_that_changes_the_hamiltonian_needs_the_opt_in(
         recovery_allow_physics_changes=True,
         **TINY_QE,
     )
-    oracle = make_oracle(opted_in["oracle"], ["Si", "Ge"])
-    assert oracle.settings_hash() != make_oracle(strict["oracle"], ["Si", "Ge"]).settings_hash()
+    oracle = oracle_from_config(opted_in)
+    assert oracle.settings_hash() != oracle_from_config(strict).settings_hash()
     smeared = label_candidate(sige_pair.copy(), oracle)
     assert smeared.info["label_status"] == "ok" and smeared.info["recovery_rung"] == 2
 
@@ -400,7 +398,7 @@ def test_a_rung_that_changes_the_hamiltonian_needs_the_opt_in(
 
 
 def test_pw_version_is_read_from_the_program_header() -> None:
-    from mlip_autopipe.dft import pw_version
+    from mlip_autopipe.oracles.qe import pw_version
 
     assert pw_version(["pw.x"]) == subprocess_version()
     # the launcher and its options are skipped; the placeholder too
@@ -416,7 +414,7 @@ def test_label_params_and_cache_key_follow_the_pw_and_ase_versions(
 
     import ase
 
-    from mlip_autopipe.dft import QEOracle, result_config
+    from mlip_autopipe.oracles.qe import QEOracle, result_config
 
     # another QE build: a pw.x whose header names another version
     other = tmp_path / "bin" / "pw.x"
@@ -453,7 +451,7 @@ def subprocess_version() -> str:
 
 @pytest.mark.slow
 def test_a_cache_hit_keeps_the_qe_version(schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path) -> None:
-    oracle = make_oracle(qe_config(schema, ["Si", "Ge"], **TINY_QE)["oracle"], ["Si", "Ge"])
+    oracle = oracle_from_config(qe_config(schema, ["Si", "Ge"], **TINY_QE))
     fresh = label_candidate(sige_pair.copy(), oracle, cache_dir=tmp_path)
     again = label_candidate(sige_pair.copy(), oracle, cache_dir=tmp_path)
     assert not fresh.info["from_cache"] and again.info["from_cache"]
@@ -462,7 +460,7 @@ def test_a_cache_hit_keeps_the_qe_version(schema: dict[str, Any], sige_pair: Ato
 
 
 def test_the_program_behind_an_mpi_launcher_is_found() -> None:
-    from mlip_autopipe.dft import launched_program
+    from mlip_autopipe.oracles.qe import launched_program
 
     assert launched_program(["pw.x", "-nk", "2"]) == "pw.x"
     assert launched_program(["mpirun", "-np", "{cores}", "--allow-run-as-root", "pw.x", "-nk", "2"]) == "pw.x"

@@ -1,6 +1,6 @@
 """Where a run stands, read from its results folder alone (works while the run is going on).
 
-python -m mlip_autopipe.status [RUN_DIR]
+python -m mlip_autopipe.cli.status [RUN_DIR]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlip_autopipe.contract import Status
 from mlip_autopipe.data import read_structures
 
 
@@ -52,7 +53,7 @@ def _label_outcomes(folder: Path, uids: set[str] | None) -> tuple[int, int]:
             (atoms,) = read_structures(path)
         except Exception:  # a label file that cannot be read yet counts as pending
             continue
-        if atoms.info.get("label_status", "ok") == "ok":
+        if atoms.info.get("label_status", Status.OK) == Status.OK:
             ok += 1
         else:
             failed += 1
@@ -67,7 +68,7 @@ def generation_status(folder: Path) -> GenerationStatus:
     status.candidates = None if uids is None else len(uids)
     ledger = _read_json(folder / "ledger.json")
     if isinstance(ledger, list):
-        status.labelled = sum(entry["status"] == "ok" for entry in ledger)
+        status.labelled = sum(entry["status"] == Status.OK for entry in ledger)
         status.failed = len(ledger) - status.labelled
         status.candidates = status.candidates if status.candidates is not None else len(ledger)
     else:
