@@ -35,8 +35,8 @@ from ase.io import write
 
 from mlip_autopipe import fit
 from mlip_autopipe.explore import load_calculator
+from mlip_autopipe.explore.lammps import built_plugin_dir, lammps_command
 from mlip_autopipe.labelling import label_candidate
-from mlip_autopipe.lammps import built_plugin_dir, lammps_command
 from mlip_autopipe.oracles import EMTOracle
 from mlip_autopipe.structures import build_pool
 

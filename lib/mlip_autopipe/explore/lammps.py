@@ -10,7 +10,7 @@ plugin (``make plugin``), found through ``LAMMPS_PLUGIN_PATH``.
 
 Frames and run summaries have the shape the ``ase`` engine produces (per-atom ``gamma`` in
 ``atoms.arrays``; ``max_gamma``, ``run``, ``md_step``, ``temperature`` in ``atoms.info``;
-:class:`~mlip_autopipe.explore.RunSummary`), so selection downstream is engine-agnostic.
+:class:`~mlip_autopipe.explore.common.RunSummary`), so selection downstream is engine-agnostic.
 A LAMMPS error (lost atoms, runaway temperature) marks that run ``failed`` with the frames
 dumped before it; the other runs go on.
 """
@@ -31,12 +31,11 @@ import numpy as np
 from ase import Atoms
 from ase.io import write
 
-from mlip_autopipe.data import tag_structure
 from mlip_autopipe.errors import ExplorationError
-from mlip_autopipe.explore import RunSummary, choose_starts
+from mlip_autopipe.explore.common import RunSummary, choose_starts, lammps_seed, run_seed, tag_md_frame
 
 #: The plugin's build folder in a checkout (``make plugin``); LAMMPS auto-loads ``*plugin.so``.
-PLUGIN_BUILD_DIR = Path(__file__).resolve().parents[2] / "build" / "pace_plugin"
+PLUGIN_BUILD_DIR = Path(__file__).resolve().parents[3] / "build" / "pace_plugin"
 
 #: A run whose temperature exceeds this multiple of its highest target has blown up.
 RUNAWAY_TEMPERATURE_FACTOR = 5.0
@@ -342,12 +341,7 @@ def run_lammps(
     for step, atoms in read_dump_frames(folder / DUMP_FILE, plan.elements, start.pbc):
         if step == 0:  # the start cell itself, not an MD frame
             continue
-        gamma = atoms.arrays["gamma"]
-        tag_structure(atoms, generation=generation, origin="md", parent_uid=summary.start_uid)
-        atoms.info.update(
-            run=plan.run, md_step=step, temperature=summary.temperature, max_gamma=float(np.max(gamma))
-        )
-        frames.append(atoms)
+        frames.append(tag_md_frame(atoms, atoms.arrays["gamma"], summary, step, generation))
     return frames, summary
 
 
@@ -363,7 +357,6 @@ def plan_runs(
     interval = int(explore["check_interval"])
     steps = max(interval, int(explore["steps"]) // interval * interval)  # whole checks only
     plans: list[tuple[Atoms, RunPlan]] = []
-    base_seed = seed + 1000 * generation
     for t_index, temperature in enumerate(explore["temperatures"]):
         for s_index, start in enumerate(starts):
             vacuum = has_vacuum(start, float(explore["vacuum_threshold"]))
@@ -383,7 +376,7 @@ def plan_runs(
                     check_interval=interval,
                     gamma_lo=float(explore["gamma_lo"]),
                     gamma_hi=float(explore["gamma_hi"]),
-                    seed=1 + (base_seed + 100 * t_index + 10 * p_index + s_index) % 900_000_000,
+                    seed=lammps_seed(run_seed(seed, generation, t_index, p_index, s_index)),
                     thermostat_damping_fs=float(explore["thermostat_damping_fs"]),
                     barostat_damping_fs=float(explore["barostat_damping_fs"]),
                     swap_interval=int(explore["swap_interval"]),
