@@ -42,7 +42,8 @@ def langevin_md(
     start: Atoms, calculator: Any, temperature: float, timestep_fs: float, friction: float, seed: int
 ) -> tuple[Atoms, Any]:
     """A copy of ``start`` with ``calculator``, seeded Maxwell-Boltzmann velocities (centre of
-    mass fixed) and its Langevin integrator; ``friction`` in 1/fs."""
+    mass fixed) and its Langevin integrator; ``friction`` in 1/fs. A start that carries
+    momenta (a continued run) keeps them."""
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import thermalize_momenta
@@ -51,7 +52,11 @@ def langevin_md(
     atoms.calc = calculator
     atoms.set_constraint(FixCom())
     rng = np.random.default_rng(seed)
-    thermalize_momenta(atoms, temperature, rng=rng)
+    momenta = start.arrays.get("momenta")
+    if momenta is not None and np.any(momenta):
+        atoms.set_momenta(np.array(momenta))
+    else:
+        thermalize_momenta(atoms, temperature, rng=rng)
     dynamics = Langevin(
         atoms,
         timestep=timestep_fs * units.fs,
@@ -74,11 +79,33 @@ def run_langevin(
     generation: int,
 ) -> tuple[list[Atoms], RunSummary]:
     """One Langevin run; returns the extrapolative frames and the run summary."""
+    frames, summary, _ = langevin_run(
+        start, calculator, run=run, temperature=temperature, explore=explore, seed=seed, generation=generation
+    )
+    return frames, summary
+
+
+def langevin_run(
+    start: Atoms,
+    calculator: Any,
+    *,
+    run: str,
+    temperature: float,
+    explore: Mapping[str, Any],
+    seed: int,
+    generation: int,
+) -> tuple[list[Atoms], RunSummary, Atoms]:
+    """One Langevin run at constant ``temperature`` (no barostat, no swaps); returns the
+    extrapolative frames, the run summary and the last frame (with its momenta)."""
     summary = RunSummary(
         run=run,
         start_uid=str(start.info.get("uid", "")),
         temperature=float(temperature),
         steps_requested=int(explore["steps"]),
+        scenario=str(start.info.get("scenario", "")),
+        temperature_end=float(temperature),
+        temperature_reached=float(temperature),
+        n_atoms=len(start),
     )
     atoms, dynamics = langevin_md(
         start, calculator, temperature, explore["timestep_fs"], explore["friction"], seed
@@ -98,6 +125,7 @@ def run_langevin(
         summary.max_gamma = max(summary.max_gamma, max_gamma)
         if max_gamma > explore["gamma_lo"]:
             summary.extrapolative_checks += 1
+        if max_gamma > explore["gamma_lo"] or explore.get("keep_every_check", False):
             symbols = atoms.get_chemical_symbols()
             frame = Atoms(symbols, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
             frames.append(tag_md_frame(frame, gamma, summary, summary.steps_done, generation))
@@ -105,7 +133,9 @@ def run_langevin(
             summary.halted, summary.halt_step = True, summary.steps_done
             summary.status, summary.reason = "halted", f"max gamma {max_gamma:.2f} > gamma_hi"
             break
-    return frames, summary
+    last = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    last.set_momenta(atoms.get_momenta())
+    return frames, summary, last
 
 
 def explore_ase(

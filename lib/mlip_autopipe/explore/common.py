@@ -33,6 +33,13 @@ class RunSummary:
     halt_step: int | None = None
     status: str = "completed"
     reason: str = ""
+    scenario: str = ""
+    escalation: int = 0
+    start: str = "fresh"  # fresh (built from the pool), last (previous generation's last frame), halt
+    temperature_end: float = 0.0
+    temperature_reached: float = 0.0  # thermostat target at the last step done
+    pressure_bar: float | None = None  # None: NVT
+    n_atoms: int = 0
 
 
 def run_seed(
@@ -57,10 +64,22 @@ def choose_starts(pool: Sequence[Atoms], count: int, seed: int) -> list[Atoms]:
 
 def tag_md_frame(frame: Atoms, gamma: np.ndarray, summary: RunSummary, step: int, generation: int) -> Atoms:
     """Tag an MD frame in place: uid/generation/origin ``md``/parent, per-atom ``gamma``, and
-    ``run``, ``md_step``, ``temperature``, ``max_gamma`` in ``atoms.info``."""
+    ``run``, ``scenario``, ``md_step``, ``temperature``, ``max_gamma`` in ``atoms.info``."""
     frame.arrays["gamma"] = np.asarray(gamma, dtype=float)
     tag_structure(frame, generation=generation, origin="md", parent_uid=summary.start_uid)
     frame.info.update(
-        run=summary.run, md_step=step, temperature=summary.temperature, max_gamma=float(np.max(gamma))
+        run=summary.run,
+        scenario=summary.scenario or "bulk",
+        md_step=step,
+        temperature=summary.temperature,
+        max_gamma=float(np.max(gamma)),
     )
     return frame
+
+
+def ramp_temperature(summary: RunSummary) -> float:
+    """The thermostat target at the last step done (linear ramp from start to end)."""
+    if summary.steps_requested <= 0:
+        return summary.temperature
+    progress = min(1.0, summary.steps_done / summary.steps_requested)
+    return summary.temperature + (summary.temperature_end - summary.temperature) * progress
