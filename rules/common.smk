@@ -45,7 +45,8 @@ def get_explore_settings():
 
 def get_explore_run_inputs(wildcards):
     """A run's potential and pool, and from generation 1 on the same run's last frame and
-    summary of the generation before (the run continues from there)."""
+    summary of the generation before (the run continues from there) and that generation's
+    run summaries (the melting point its bulk run found)."""
     generation = int(wildcards.gen)
     inputs = {
         "pool": "results/structures/pool.extxyz",
@@ -54,7 +55,11 @@ def get_explore_run_inputs(wildcards):
     }
     if generation > 0:
         previous = f"{gen_dir(generation - 1)}/explore/runs/{wildcards.run}"
-        inputs.update(last=f"{previous}/last.extxyz", previous=f"{previous}/summary.json")
+        inputs.update(
+            last=f"{previous}/last.extxyz",
+            previous=f"{previous}/summary.json",
+            previous_runs=f"{gen_dir(generation - 1)}/explore/runs.json",
+        )
     return inputs
 
 

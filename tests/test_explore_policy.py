@@ -213,8 +213,9 @@ def test_halted_run_resumes_from_its_halt_frame_under_the_new_potential(
     # it travels through the workflow's extxyz file with its velocities
     write_structures(tmp_path / "last.extxyz", [last])
     (continued,) = read_structures(tmp_path / "last.extxyz")
-    np.testing.assert_allclose(continued.get_velocities(), velocities, rtol=1e-9)
+    np.testing.assert_allclose(continued.get_velocities(), velocities, rtol=1e-6)  # extxyz precision
 
+    (tmp_path / "refit").mkdir()
     refitted = fit_small_potential(emt_cuni_images, tmp_path / "refit")  # a different potential
     _, resumed, _ = explore_run(
         "bulk",
@@ -318,3 +319,33 @@ def test_emt_preset_explores_with_lammps_and_at_least_three_scenarios() -> None:
         assert config["explore"]["engine"] == "lammps"
         runs = plan_scenarios(config["elements"], config["structures"], copy.deepcopy(config["explore"]))
         assert len({run.scenario for run in runs}) >= 3
+
+
+def test_a_slab_vacuum_below_the_vacuum_threshold_is_a_config_error() -> None:
+    from mlip_autopipe.explore.policy import check_policy
+
+    config = settings({"explore": {"vacuum_threshold": 12.0}})
+    with pytest.raises(ConfigError, match="explore.policy.surface_vacuum"):
+        check_policy(config["elements"], config["structures"], config["explore"])
+    check_policy(config["elements"], config["structures"], settings()["explore"])  # the preset passes
+
+
+def test_melting_is_found_at_the_volume_jump_of_a_heating_ramp() -> None:
+    from mlip_autopipe.explore.policy import melting_from_heating, refined_melting_point
+
+    targets = np.linspace(400.0, 2000.0, 101)
+    expansion = 350.0 * (1 + 2e-5 * (targets - 400.0))  # 3 % over the ramp, steady
+    noise = np.random.default_rng(0).normal(scale=0.5, size=targets.size)
+    solid = [{"Volume": v} for v in expansion + noise]
+    melted = [
+        {"Volume": v * (1.04 if t > 1500.0 else 1.0)} for v, t in zip(expansion + noise, targets, strict=True)
+    ]
+    assert melting_from_heating(solid, targets, 0.02) is None
+    assert melting_from_heating(melted, targets, 0.02) == pytest.approx(1500.0, abs=40.0)
+    # the next generation takes a found melting point, else keeps the one used, within bounds
+    assert refined_melting_point(1000.0, []) == 1000.0
+    assert (
+        refined_melting_point(1000.0, [{"melting_point": 900.0}, {"melting_point_found": 1200.0}]) == 1200.0
+    )
+    assert refined_melting_point(1000.0, [{"melting_point": 900.0, "melting_point_found": None}]) == 900.0
+    assert refined_melting_point(1000.0, [{"melting_point_found": 5000.0}]) == 1500.0

@@ -40,6 +40,8 @@ class RunSummary:
     temperature_reached: float = 0.0  # thermostat target at the last step done
     pressure_bar: float | None = None  # None: NVT
     n_atoms: int = 0
+    melting_point: float | None = None  # Tm (K) the temperatures were scaled by
+    melting_point_found: float | None = None  # Tm where this heating run melted (current potential)
 
 
 def run_seed(

@@ -134,6 +134,28 @@ def estimated_bulk_modulus(composition: Mapping[str, float]) -> float:
     return total
 
 
+def planned_melting_point(
+    elements: Sequence[str], structures: Mapping[str, Any], explore: Mapping[str, Any]
+) -> float:
+    """Tm (K) of the plan: ``explore.policy.melting_point``, else the pymatgen estimate."""
+    composition = average_composition(structures["compositions"], elements)
+    return float(explore["policy"]["melting_point"] or estimated_melting_point(composition))
+
+
+#: A melting point refined with the potential stays within these factors of the plan's.
+REFINED_MELTING_BOUNDS = (0.5, 1.5)
+
+
+def refined_melting_point(planned: float, previous_runs: Sequence[Mapping[str, Any]]) -> float:
+    """The melting point of the current potential when the generation before found one (the
+    ``bulk`` run's heating ramp melted), else the one it used, else ``planned``; bounded."""
+    found = [run["melting_point_found"] for run in previous_runs if run.get("melting_point_found")]
+    used = [run["melting_point"] for run in previous_runs if run.get("melting_point")]
+    value = float(found[0]) if found else float(used[0]) if used else planned
+    low, high = REFINED_MELTING_BOUNDS
+    return min(max(value, low * planned), high * planned)
+
+
 def _fixed_plan(explore: Mapping[str, Any]) -> list[ScenarioRun]:
     """The policy-free plan: every temperature x pressure x start, all ``bulk``."""
     runs = []
@@ -168,7 +190,7 @@ def plan_scenarios(
     if not policy["enabled"]:
         return _fixed_plan(explore)
     composition = average_composition(structures["compositions"], elements)
-    melting = float(policy["melting_point"] or estimated_melting_point(composition))
+    melting = planned_melting_point(elements, structures, explore)
     modulus = float(policy["bulk_modulus"] or estimated_bulk_modulus(composition))
     lattice = str(structures.get("lattice") or "fcc")
     if structures.get("lattice_file"):
@@ -215,6 +237,23 @@ def plan_scenarios(
     return runs
 
 
+def check_policy(elements: Sequence[str], structures: Mapping[str, Any], explore: Mapping[str, Any]) -> None:
+    """The plan can be made (element data found) and its slabs count as vacuum.
+
+    Raises:
+        ConfigError: naming the key to set or change.
+    """
+    policy = explore["policy"]
+    slabs = policy["enabled"] and "surface" in policy["scenarios"]
+    if slabs and float(policy["surface_vacuum"]) <= float(explore["vacuum_threshold"]):
+        raise ConfigError(
+            "explore.policy.surface_vacuum",
+            f"{policy['surface_vacuum']} A must exceed explore.vacuum_threshold "
+            f"({explore['vacuum_threshold']} A), or slabs would run NPT",
+        )
+    plan_scenarios(elements, structures, explore)
+
+
 def run_names(
     elements: Sequence[str], structures: Mapping[str, Any], explore: Mapping[str, Any]
 ) -> list[str]:
@@ -234,6 +273,30 @@ def find_run(
         if run.run == name:
             return run
     raise ConfigError("explore.policy", f"no exploration run named {name!r} in the plan")
+
+
+def melting_from_heating(
+    rows: Sequence[Mapping[str, float]], temperatures: Sequence[float], min_jump: float
+) -> float | None:
+    """The thermostat target (K) where a heating ramp's volume jumps most, if it jumps by at
+    least ``min_jump`` (relative): the melting point of the current potential; else None.
+
+    ``rows`` are thermo rows (``Vol``) and ``temperatures`` the target at each of them. The jump
+    at row i compares the mean volume of the window after i with the window before (a tenth of
+    the rows each, at least 3), so steady thermal expansion does not count.
+    """
+    volumes = np.array([float(row["Volume"]) for row in rows])
+    window = max(3, len(volumes) // 10)
+    if len(volumes) < 2 * window:
+        return None
+    jumps = [
+        (volumes[i : i + window].mean() - volumes[i - window : i].mean()) / volumes[i - window : i].mean()
+        for i in range(window, len(volumes) - window + 1)
+    ]
+    best = int(np.argmax(jumps))
+    if jumps[best] < min_jump:
+        return None
+    return float(temperatures[best + window])
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,11 @@ from mlip_autopipe.explore.policy import (
     bigger,
     escalation,
     fresh_start,
+    melting_from_heating,
     next_level,
     plan_scenarios,
+    planned_melting_point,
+    refined_melting_point,
 )
 
 #: Continue from these previous outcomes; a failed run starts afresh.
@@ -78,12 +81,16 @@ def explore_run(
     seed: int,
     generation: int,
     work_dir: str | os.PathLike[str],
+    previous_runs: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[list[Atoms], dict[str, Any], Atoms]:
     """Run ``name`` of the plan in generation ``generation``.
 
     Args:
         previous_last, previous: the same run's last frame and summary in the generation
             before (None in generation 0).
+        previous_runs: every run summary of the generation before: where its ``bulk`` heating
+            ramp melted refines the melting point all temperatures scale with
+            (``explore.policy.refine_melting_point``).
 
     Returns:
         The extrapolative frames (``scenario`` in their info), the run summary (a
@@ -101,8 +108,14 @@ def explore_run(
     this_seed = run_seed(seed, generation, index, 0, run.start_index)
     vacuum_threshold = float(explore["vacuum_threshold"])
 
-    temperature_start = run.temperature_start * push.temperature_factor
-    temperature_end = run.temperature_end * push.temperature_factor
+    policy = explore["policy"]
+    melting, scale = None, 1.0
+    if policy["enabled"]:
+        planned = planned_melting_point(elements, structures, explore)
+        melting = refined_melting_point(planned, previous_runs) if policy["refine_melting_point"] else planned
+        scale = melting / planned
+    temperature_start = run.temperature_start * scale * push.temperature_factor
+    temperature_end = run.temperature_end * scale * push.temperature_factor
     continued = continued_start(run, previous_last, previous, level, settings, vacuum_threshold)
     if continued is None:
         start = fresh_start(run, pool, explore["policy"], elements, structures["supercell"], this_seed)
@@ -148,7 +161,9 @@ def explore_run(
             generation=generation,
         )
         summary = asdict(run_summary)
-    summary.update(scenario=run.scenario, escalation=level, start=kind)
+    summary.update(scenario=run.scenario, escalation=level, start=kind, melting_point=melting)
+    if run.scenario == "bulk" and explore["engine"] == "lammps" and temperature_end > temperature_start:
+        summary["melting_point_found"] = _melted_at(Path(work_dir), summary, policy)
     last.info = {"run": name, "scenario": run.scenario, "halted": bool(summary["halted"])}
     tag_structure(last, generation=generation, origin="md", parent_uid=str(start.info.get("uid", "")))
     return frames, summary, last
@@ -197,3 +212,14 @@ def _run_in_lammps(
     if last is None:  # LAMMPS died: the next generation starts afresh
         last = start.copy()
     return frames, asdict(summary), last
+
+
+def _melted_at(folder: Path, summary: Mapping[str, Any], policy: Mapping[str, Any]) -> float | None:
+    """Where the bulk run's heating ramp melted, from its LAMMPS log (None: it did not)."""
+    from mlip_autopipe.explore.lammps import LOG_FILE, read_thermo
+
+    rows = [row for row in read_thermo(folder / LOG_FILE) if row["Step"] > 0 and "Volume" in row]
+    start, end = float(summary["temperature"]), float(summary["temperature_end"])
+    steps = max(1, int(summary["steps_requested"]))
+    targets = [start + (end - start) * min(1.0, row["Step"] / steps) for row in rows]
+    return melting_from_heating(rows, targets, float(policy["melt_volume_jump"]))
