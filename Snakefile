@@ -50,6 +50,7 @@ localrules:
     candidates,
     split_candidates,
     gather_labels,
+    explore,
     select,
     decide,
     finalize,

@@ -349,3 +349,18 @@ def test_melting_is_found_at_the_volume_jump_of_a_heating_ramp() -> None:
     )
     assert refined_melting_point(1000.0, [{"melting_point": 900.0, "melting_point_found": None}]) == 900.0
     assert refined_melting_point(1000.0, [{"melting_point_found": 5000.0}]) == 1500.0
+
+
+def test_escalated_cells_double_along_their_shortest_periodic_vector_with_velocities() -> None:
+    from ase.build import bulk
+
+    from mlip_autopipe.explore.policy import bigger
+
+    cell = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 1))
+    cell.set_velocities(np.random.default_rng(0).normal(size=(len(cell), 3)))
+    doubled = bigger(cell, max_atoms=256, vacuum_axis=None)
+    assert len(doubled) == 2 * len(cell) and doubled.cell.lengths()[2] == pytest.approx(7.2)
+    np.testing.assert_allclose(doubled.get_velocities()[: len(cell)], cell.get_velocities())
+    slab_like = bigger(cell, max_atoms=256, vacuum_axis=2)  # never along the vacuum
+    assert slab_like.cell.lengths()[2] == pytest.approx(3.6) and len(slab_like) == 2 * len(cell)
+    assert bigger(cell, max_atoms=len(cell) + 1, vacuum_axis=None) is cell  # bounded

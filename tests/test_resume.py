@@ -58,7 +58,7 @@ def snapshot(run_dir: Path) -> dict[str, object]:
     [
         ("labelling", "logs/gen_000/label"),
         ("fitting", "logs/gen_000/fit.log"),
-        ("exploration", "logs/gen_000/explore.log"),
+        ("exploration", "logs/gen_000/explore"),  # the folder of the per-run logs
     ],
 )
 def test_sigkill_then_same_command_resumes(
