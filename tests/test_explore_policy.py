@@ -364,3 +364,29 @@ def test_escalated_cells_double_along_their_shortest_periodic_vector_with_veloci
     slab_like = bigger(cell, max_atoms=256, vacuum_axis=2)  # never along the vacuum
     assert slab_like.cell.lengths()[2] == pytest.approx(3.6) and len(slab_like) == 2 * len(cell)
     assert bigger(cell, max_atoms=len(cell) + 1, vacuum_axis=None) is cell  # bounded
+
+
+@pytest.mark.slow
+def test_random_selection_runs_keep_every_checked_frame(
+    small_potential: dict[str, Any], tmp_path: Path
+) -> None:
+    config = lammps_explore({"steps": 30, "gamma_lo": 1e8, "gamma_hi": 1e9})
+    counts = []
+    for keep in (False, True):
+        frames, summary, _ = explore_run(
+            "vacancy",
+            pool=small_potential["pool"],
+            previous_last=None,
+            previous=None,
+            potential_yaml=small_potential["yaml"],
+            active_set=small_potential["asi"],
+            explore=dict(config["explore"], keep_every_check=keep),
+            elements=config["elements"],
+            structures=config["structures"],
+            seed=4,
+            generation=0,
+            work_dir=tmp_path / str(keep),
+        )
+        assert summary["extrapolative_checks"] == 0 and summary["checks"] == 3
+        counts.append([frame.info["md_step"] for frame in frames])
+    assert counts == [[], [10, 20, 30]]
