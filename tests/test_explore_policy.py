@@ -109,6 +109,18 @@ def test_an_element_without_a_melting_point_is_a_config_error() -> None:
         estimated_melting_point({"Og": 1.0})
 
 
+def test_the_bulk_modulus_is_needed_only_by_the_pressure_scenarios() -> None:
+    structures = {"lattice": "diamond", "compositions": [{"Si": 0.5, "Ge": 0.5}], "supercell": [1, 1, 1]}
+    config = settings()
+    with pytest.raises(ConfigError, match="explore.policy.bulk_modulus"):  # pymatgen has none for Ge
+        plan_scenarios(["Si", "Ge"], structures, config["explore"])
+    config["explore"]["policy"]["scenarios"] = ["bulk", "vacancy"]
+    assert [run.run for run in plan_scenarios(["Si", "Ge"], structures, config["explore"])] == [
+        "bulk",
+        "vacancy",
+    ]
+
+
 def test_disabled_policy_is_the_fixed_temperature_pressure_plan() -> None:
     config = settings({"explore": {"policy": {"enabled": False}, "pressures": [0.0, 1000.0]}})
     runs = plan_scenarios(config["elements"], config["structures"], config["explore"])

@@ -191,7 +191,10 @@ def plan_scenarios(
         return _fixed_plan(explore)
     composition = average_composition(structures["compositions"], elements)
     melting = planned_melting_point(elements, structures, explore)
-    modulus = float(policy["bulk_modulus"] or estimated_bulk_modulus(composition))
+    pressures_needed = {"compression", "tension"} & set(policy["scenarios"])
+    modulus = float(
+        policy["bulk_modulus"] or (estimated_bulk_modulus(composition) if pressures_needed else 0.0)
+    )
     lattice = str(structures.get("lattice") or "fcc")
     if structures.get("lattice_file"):
         lattice = "file"
