@@ -32,6 +32,9 @@ try:
         from mlip_autopipe.structures import check_sqs_setups
 
         check_sqs_setups(config["structures"], config["elements"])
+        from mlip_autopipe.explore.policy import check_policy
+
+        check_policy(config["elements"], config["structures"], config["explore"])
 except ConfigError as error:
     sys.exit(f"ConfigError: {error}")
 validate(config, "config/schema.yaml")
@@ -47,6 +50,7 @@ localrules:
     candidates,
     split_candidates,
     gather_labels,
+    explore,
     select,
     decide,
     finalize,

@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from mlip_autopipe.config import section_defaults, with_defaults  # noqa: E402
 from mlip_autopipe.explore import load_calculator  # noqa: E402
+from mlip_autopipe.explore.lammps import built_plugin_dir, lammps_command  # noqa: E402
 from mlip_autopipe.labelling import label_candidate  # noqa: E402
-from mlip_autopipe.lammps import built_plugin_dir, lammps_command  # noqa: E402
 from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 from mlip_autopipe.structures import build_pool  # noqa: E402
 from mlip_autopipe.training import train_potential  # noqa: E402

@@ -7,6 +7,7 @@ import json
 wildcard_constraints:
     gen=r"\d{3}",
     uid=r"[0-9a-f]{16}",
+    run=r"[A-Za-z0-9_.\-]+",
 
 
 def canonical(section):
@@ -28,6 +29,38 @@ def get_explore_env():
     if config["explore"]["engine"] == "lammps":
         return "../envs/lammps.yaml"
     return "../envs/pacemaker.yaml"
+
+
+def get_explore_runs():
+    """The exploration runs of every generation (the policy's plan: known from the config)."""
+    from mlip_autopipe.explore.policy import run_names
+
+    return run_names(config["elements"], config["structures"], config["explore"])
+
+
+def get_explore_settings():
+    """The explore section, plus whether every check's frame is kept (random selection)."""
+    return canonical(dict(config["explore"], keep_every_check=config["select"]["method"] == "random"))
+
+
+def get_explore_run_inputs(wildcards):
+    """A run's potential and pool, and from generation 1 on the same run's last frame and
+    summary of the generation before (the run continues from there) and that generation's
+    run summaries (the melting point its bulk run found)."""
+    generation = int(wildcards.gen)
+    inputs = {
+        "pool": "results/structures/pool.extxyz",
+        "yaml": f"{gen_dir(generation)}/fit/potential.yaml",
+        "asi": f"{gen_dir(generation)}/fit/potential.asi",
+    }
+    if generation > 0:
+        previous = f"{gen_dir(generation - 1)}/explore/runs/{wildcards.run}"
+        inputs.update(
+            last=f"{previous}/last.extxyz",
+            previous=f"{previous}/summary.json",
+            previous_runs=f"{gen_dir(generation - 1)}/explore/runs.json",
+        )
+    return inputs
 
 
 def get_candidate_source(wildcards):

@@ -4,6 +4,7 @@
 checkpoint decide:
     input:
         selected="results/gen_{gen}/selected.extxyz",
+        embed="results/gen_{gen}/embed.json",
         runs="results/gen_{gen}/explore/runs.json",
         metrics="results/gen_{gen}/fit/metrics.json",
     output:

@@ -12,6 +12,7 @@ rule select:
         select=canonical(config["select"]),
         gamma_hi=config["explore"]["gamma_hi"],
         whole_frame_atoms=config["embed"]["max_atoms"],
+        seed=lambda wildcards: config["seed"] + int(wildcards.gen),
     log:
         "logs/gen_{gen}/select.log",
     conda:

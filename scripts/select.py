@@ -15,12 +15,14 @@ with tool_time(log, "pacemaker"):  # gamma and MaxVol through pyace
         active_set=snakemake.input.asi,
         gamma_hi=snakemake.params.gamma_hi,
         whole_frame_atoms=snakemake.params.whole_frame_atoms,
+        seed=snakemake.params.seed,
     )
 log.info("%s: selected %d environments from %d extrapolative frames", method, len(selected), len(frames))
 for atoms in selected:
     log.info(
-        "frame %s core atom %d gamma %.3f",
+        "frame %s (%s) core atom %d gamma %.3f",
         atoms.info["uid"],
+        atoms.info.get("scenario", "bulk"),
         atoms.info["core_atom"],
         atoms.info["core_gamma"],
     )

@@ -120,14 +120,9 @@ def layers(graph: dict[str, set[str]]) -> list[list[str]]:
     return [sorted(n for n, d in depth.items() if d == k) for k in range(max(depth.values()) + 1)]
 
 
-#: Circles whose removal is on its way in another change (issue 17's explore/ package split);
-#: delete an entry when it lands, so the circle can never come back.
-PENDING_CIRCLES = [["mlip_autopipe.explore", "mlip_autopipe.lammps"]]
-
-
 def test_the_library_has_no_import_circle() -> None:
     found = circles(import_graph())
-    assert [circle for circle in found if circle not in PENDING_CIRCLES] == []
+    assert found == []
 
 
 def test_no_module_imports_the_package_it_lives_in() -> None:

@@ -172,7 +172,7 @@ def test_lattice_file_sets_the_site_count_and_must_be_usable(schema: dict[str, A
 def test_lammps_engine_needs_a_loadable_pace_extrapolation(
     schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlip_autopipe.lammps as lammps
+    import mlip_autopipe.explore.lammps as lammps
 
     config = {"explore": {"engine": "lammps"}}
     checked(copy.deepcopy(config), schema)  # this checkout's plugin, built by `make plugin`

@@ -52,6 +52,7 @@ PROVIDERS = {
     "numpy": {"numpy"},
     "pandas": {"pandas"},
     "phonopy": {"phonopy"},
+    "pymatgen": {"pymatgen"},
     "pyace": {"python-ace"},
     "rich": {"rich"},
     "scipy": {"scipy"},
@@ -113,7 +114,10 @@ def test_the_import_walk_follows_what_a_script_runs() -> None:
     assert {"sqsgenerator", "dscribe", "scipy"} <= script_packages(LIBRARY, scripts["structures"])
     assert {"pyace", "pandas", "sklearn"} <= script_packages(LIBRARY, scripts["fit"])
     assert {"envs/lammps.yaml", "envs/pacemaker.yaml"} == {
-        str(env.resolve().relative_to(REPO)) for name, _, envs in RULES if name == "explore" for env in envs
+        str(env.resolve().relative_to(REPO))
+        for name, _, envs in RULES
+        if name == "explore_run"
+        for env in envs
     }
 
 

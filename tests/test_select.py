@@ -31,6 +31,7 @@ SELECT = {
     "method": "d_optimal",
     "maxvol_tolerance": 1.01,
     "duplicate_tolerance": 0.01,
+    "scenario_floor": 1,
 }
 
 

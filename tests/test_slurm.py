@@ -95,7 +95,7 @@ def test_slurm_run_matches_local_run(jobcomp: Path, tmp_path: Path) -> None:
     completed = [line for line in records if "JobState=COMPLETED" in line and str(slurm_dir) in line]
     submitted = slurm.stderr.count("has been submitted with SLURM jobid")
     assert submitted >= 4 and len(completed) >= submitted
-    for rule in ("rule_structures", "group_label_batch", "rule_fit", "rule_explore"):
+    for rule in ("rule_structures", "group_label_batch", "rule_fit", "rule_explore_run"):
         assert rule in slurm.stderr
     labelled = read_structures(slurm_dir / "results/gen_000/labelled.extxyz")
     assert labelled and all(atoms.calc is not None for atoms in labelled)

@@ -75,7 +75,7 @@ def test_final_potential_gives_the_oracles_total_energies(finished_run: Path, tm
     # LAMMPS pair_style pace on the shipped .yace: the same total energies as pyace
     from pyace import PyACECalculator
 
-    from mlip_autopipe.lammps import lammps_command, lammps_environment
+    from mlip_autopipe.explore.lammps import lammps_command, lammps_environment
 
     elements = yaml.safe_load(EMT_PRESET.read_text())["elements"]
     calculator = PyACECalculator(str(final / "potential.yace"))

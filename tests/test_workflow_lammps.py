@@ -20,9 +20,8 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def lammps_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = yaml.safe_load(EMT_PRESET.read_text())
-    config["explore"].update(
-        engine="lammps", steps=300, swap_interval=20, swap_attempts=2, temperature_ramp=1.25
-    )
+    assert config["explore"]["engine"] == "lammps"  # the preset's own engine
+    config["explore"].update(steps=300, swap_attempts=2)
     config["loop"]["max_generations"] = 2
     config["validation"] = {"enabled": False}  # this test is about the engine
     run_dir = tmp_path_factory.mktemp("lammps run")  # a space in the path on purpose
@@ -33,23 +32,41 @@ def lammps_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-def test_lammps_engine_drives_the_loop(lammps_run: Path) -> None:
+def runs_of(run_dir: Path, generation: int) -> list[dict]:
+    return json.loads((run_dir / f"results/gen_{generation:03d}/explore/runs.json").read_text())
+
+
+def test_lammps_explores_three_or_more_scenarios_one_job_each(lammps_run: Path) -> None:
     summary = json.loads((lammps_run / "results/final/summary.json").read_text())
     assert summary["generations"] >= 1
-    runs = json.loads((lammps_run / "results/gen_000/explore/runs.json").read_text())
-    assert len(runs) == 2 * 2  # two temperatures x two starts, one pressure (bulk: NPT)
-    assert all(run["run"].startswith("T") and "_P0_" in run["run"] for run in runs)
+    runs = runs_of(lammps_run, 0)
+    assert len({run["scenario"] for run in runs}) >= 3
     assert all(run["status"] in {"completed", "halted"} for run in runs)
-    decks = []
+    folder = lammps_run / "results/gen_000/explore/runs"
+    logs = lammps_run / "logs/gen_000/explore"
     for run in runs:
-        deck = (lammps_run / "results/gen_000/explore/runs" / run["run"] / "in.lammps").read_text()
-        assert "fix md all npt" in deck
-        decks.append(deck)
-    # the pool holds pure-element cells too (composition grid): only alloy starts swap
-    assert any("fix swap all atom/swap 20 2" in deck for deck in decks)
-    for run in runs:
+        deck = (folder / run["run"] / "md" / "in.lammps").read_text()
+        assert (logs / f"{run['run']}.log").exists()  # its own job
+        if run["scenario"].startswith("surface"):
+            assert "fix md all nvt" in deck and run["pressure_bar"] is None  # vacuum detected
+        else:
+            assert "fix md all npt" in deck
+        assert ("fix swap all atom/swap 20 2" in deck) == (run["scenario"] == "ordering")
+        assert "fix halt_gamma all halt 10 v_max_gamma > 5 error continue" in deck
         if run["halted"]:
             assert run["halt_step"] == run["steps_done"] and run["max_gamma"] > 5.0
+
+
+def test_next_generation_continues_every_run_from_its_last_frame(lammps_run: Path) -> None:
+    # generation 0's potential (30 structures) halts every run: there is a generation 1
+    assert (lammps_run / "results/gen_001/explore/runs.json").exists()
+    before = {run["run"]: run for run in runs_of(lammps_run, 0)}
+    for run in runs_of(lammps_run, 1):
+        (last,) = read_structures(lammps_run / f"results/gen_000/explore/runs/{run['run']}/last.extxyz")
+        assert run["start"] == ("halt" if before[run["run"]]["halted"] else "last")
+        assert run["start_uid"] == last.info["uid"]
+        deck = (lammps_run / f"results/gen_001/explore/runs/{run['run']}/md/in.lammps").read_text()
+        assert "velocity all create" not in deck  # the velocities come with the last frame
 
 
 def test_lammps_frames_feed_selection_and_labelling(lammps_run: Path) -> None:
@@ -58,6 +75,10 @@ def test_lammps_frames_feed_selection_and_labelling(lammps_run: Path) -> None:
         frame.arrays["gamma"].max() == pytest.approx(frame.info["max_gamma"]) for frame in frames
     )
     assert all(frame.info["max_gamma"] > 1.5 and frame.info["origin"] == "md" for frame in frames)
+    assert all(frame.info["scenario"] == frame.info["run"] for frame in frames)
+    decision = json.loads((lammps_run / "results/gen_000/decision.json").read_text())
+    assert set(decision["scenarios"]) == {run["scenario"] for run in runs_of(lammps_run, 0)}
     if (lammps_run / "results/gen_001/labelled.extxyz").exists():
         labelled = read_structures(lammps_run / "results/gen_001/labelled.extxyz")
-        assert labelled and all(atoms.info["origin"] == "md" for atoms in labelled)
+        assert labelled and all(atoms.info["origin"] in {"md", "embed"} for atoms in labelled)
+        assert {atoms.info["scenario"] for atoms in labelled} <= set(decision["scenarios"])

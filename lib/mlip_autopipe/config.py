@@ -137,7 +137,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 
     explore = config["explore"]
     if explore["engine"] == "lammps":
-        from mlip_autopipe.lammps import check_pace_extrapolation
+        from mlip_autopipe.explore.lammps import check_pace_extrapolation
 
         check_pace_extrapolation(explore)
     if explore["gamma_lo"] >= explore["gamma_hi"]:

@@ -211,7 +211,13 @@ def embed_selection(
     seen: set[str] = set()
     for frame in selected:
         core = int(frame.info.get("core_atom", int(np.argmax(frame.arrays.get("gamma", [0.0])))))
-        row: dict[str, Any] = {"frame_uid": frame.info.get("uid"), "core_atom": core, "n_atoms": len(frame)}
+        scenario = str(frame.info.get("scenario") or "bulk")
+        row: dict[str, Any] = {
+            "frame_uid": frame.info.get("uid"),
+            "scenario": scenario,
+            "core_atom": core,
+            "n_atoms": len(frame),
+        }
         if len(frame) <= settings.max_atoms:
             candidate = whole_frame(frame, core, generation)
             row["path"] = "whole_frame"
@@ -222,7 +228,7 @@ def embed_selection(
                 report.append(dict(row, path="embed", status=Status.FAILED, reason=str(error)))
                 continue
             tag_structure(candidate, generation=generation, origin="embed", parent_uid=frame.info.get("uid"))
-            candidate.info.update(core_atom=core, core_gamma=core_gamma(frame, core))
+            candidate.info.update(core_atom=core, core_gamma=core_gamma(frame, core), scenario=scenario)
             row.update(path="embed", exact_atoms=int(candidate.arrays["force_weight"].sum()))
         row.update(uid=candidate.info["uid"], n_candidate_atoms=len(candidate), status=Status.OK, reason="")
         report.append(row)

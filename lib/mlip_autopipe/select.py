@@ -5,6 +5,11 @@ B-projections of every atom of every extrapolative frame together with the curre
 set; the atoms that enter the active set are the picks (D-optimality: they enlarge the volume
 spanned by the training environments most). ``max_gamma`` ranks frames by their largest
 extrapolation grade; it is also the fallback when the D-optimal selection cannot run.
+``random`` (a baseline) picks uniformly among every frame the MD sampled, gamma ignored.
+
+Every scenario (``atoms.info['scenario']``) that produced extrapolative frames gets at least
+``select.scenario_floor`` picks (when it has that many), so a rare scenario is not starved by a
+frequent one.
 """
 
 from __future__ import annotations
@@ -195,6 +200,51 @@ def select_d_optimal(
     ]
 
 
+def scenario_of(frame: Atoms) -> str:
+    """The exploration scenario that produced ``frame`` (``bulk`` when not recorded)."""
+    return str(frame.info.get("scenario") or "bulk")
+
+
+def with_scenario_floor(
+    ranked: Sequence[Atoms], frames: Sequence[Atoms], cap: int, floor: int
+) -> list[Atoms]:
+    """``cap`` picks from ``ranked`` (best first), every scenario of ``frames`` getting at least
+    ``floor`` of them first: its best ranked picks, else its highest-gamma frames (core: the
+    highest-gamma atom), for a scenario whose frames the ranking left out entirely."""
+    scenarios = list(dict.fromkeys(scenario_of(frame) for frame in frames))
+    chosen: list[Atoms] = []
+    taken: set[int] = set()
+    for scenario in scenarios:
+        own = [index for index, pick in enumerate(ranked) if scenario_of(pick) == scenario][:floor]
+        taken.update(own)
+        chosen += [ranked[index] for index in own]
+        missing = floor - len(own)
+        if missing > 0:
+            spare = [frame for frame in frames if scenario_of(frame) == scenario]
+            spare.sort(key=lambda frame: -float(frame.info.get("max_gamma", 0.0)))
+            picked_uids = {pick.info.get("uid") for pick in chosen}
+            spare = [frame for frame in spare if frame.info.get("uid") not in picked_uids][:missing]
+            chosen += [
+                _selected_copy(frame, _highest_gamma_atom(frame), "scenario_floor", 0) for frame in spare
+            ]
+    chosen = chosen[:cap]
+    chosen += [pick for index, pick in enumerate(ranked) if index not in taken][: cap - len(chosen)]
+    return chosen
+
+
+def _highest_gamma_atom(frame: Atoms) -> int:
+    return int(np.argmax(frame.arrays.get("gamma", np.zeros(len(frame)))))
+
+
+def select_random(frames: Sequence[Atoms], cap: int, seed: int) -> list[Atoms]:
+    """Up to ``cap`` frames drawn uniformly (seeded) among all distinct ``frames``, gamma
+    ignored; the core atom (for embedding a large frame) is drawn uniformly too."""
+    frames = unique_by_uid(frames)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(frames))[:cap]
+    return [_selected_copy(frames[i], int(rng.integers(len(frames[i]))), "random", 0) for i in order]
+
+
 def select_max_gamma(frames: Sequence[Atoms], cap: int, gamma_hi: float) -> list[Atoms]:
     """The fallback: :func:`select_by_gamma`, each frame's core being its highest-gamma atom."""
     picked = select_by_gamma(frames, cap, gamma_hi)
@@ -212,24 +262,31 @@ def select_environments(
     active_set: str | os.PathLike[str],
     gamma_hi: float,
     whole_frame_atoms: int,
+    seed: int = 0,
 ) -> tuple[list[Atoms], str]:
     """The generation's picks by ``select.method``; returns them and the method actually used.
 
     ``d_optimal`` falls back to ``max_gamma`` (with a logged warning) when MaxVol cannot run.
+    Both rank all candidates and keep ``select.scenario_floor`` picks per scenario first;
+    ``random`` draws uniformly (``seed``) among all frames.
     """
     cap = int(select["max_per_generation"])
+    floor = int(select["scenario_floor"])
+    if select["method"] == "random":
+        return select_random(frames, cap, seed), "random"
     if select["method"] == "d_optimal":
         try:
-            picked = select_d_optimal(
+            ranked = select_d_optimal(
                 frames,
                 potential_yaml,
                 active_set,
-                cap=cap,
+                cap=len(frames) * max(1, max((len(frame) for frame in frames), default=1)),
                 whole_frame_atoms=whole_frame_atoms,
                 tolerance=float(select["maxvol_tolerance"]),
                 duplicate_tolerance=float(select["duplicate_tolerance"]),
             )
-            return picked, "d_optimal"
+            return with_scenario_floor(ranked, frames, cap, floor), "d_optimal"
         except SelectionError as error:
             log.warning("%s; falling back to max_gamma ranking", error)
-    return select_max_gamma(frames, cap, gamma_hi), "max_gamma"
+    ranked = select_max_gamma(frames, len(frames), gamma_hi)
+    return with_scenario_floor(ranked, frames, cap, floor), "max_gamma"

@@ -27,6 +27,7 @@ class GenerationStatus:
     metrics: dict[str, Any] = field(default_factory=dict)
     explored: bool = False
     halted_runs: int | None = None
+    halted_scenarios: list[str] = field(default_factory=list)
     decision: dict[str, Any] | None = None
 
     @property
@@ -80,6 +81,8 @@ def generation_status(folder: Path) -> GenerationStatus:
     if isinstance(runs, list):
         status.explored = True
         status.halted_runs = sum(bool(run.get("halted")) for run in runs)
+        halted = (str(run.get("scenario") or run.get("run")) for run in runs if run.get("halted"))
+        status.halted_scenarios = sorted(set(halted))
     decision = _read_json(folder / "decision.json")
     status.decision = decision if isinstance(decision, dict) else None
     return status
@@ -95,6 +98,15 @@ def run_status(run_dir: str | Path) -> list[GenerationStatus]:
 def _rmse(metrics: dict[str, Any], split: str, key: str, scale: float = 1.0) -> str:
     value = metrics.get(split, {}).get(key)
     return "-" if value is None else f"{value * scale:.3g}"
+
+
+def _halted(status: GenerationStatus) -> str:
+    """Halted runs and their scenarios: ``2 (bulk, surface_111)``."""
+    if status.halted_runs is None:
+        return "-"
+    if not status.halted_scenarios:
+        return str(status.halted_runs)
+    return f"{status.halted_runs} ({', '.join(status.halted_scenarios)})"
 
 
 def render(run_dir: str | Path) -> str:
@@ -126,7 +138,7 @@ def render(run_dir: str | Path) -> str:
             "-" if status.pending is None else str(status.pending),
             _rmse(status.metrics, "test", "energy_rmse_mev_per_atom"),
             _rmse(status.metrics, "test", "force_rmse_ev_per_a", 1000.0),
-            "-" if status.halted_runs is None else str(status.halted_runs),
+            _halted(status),
             "running" if decision is None else f"{decision['reason']}: {decision['why']}",
         )
     console = Console(record=True, width=160)

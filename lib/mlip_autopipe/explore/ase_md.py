@@ -1,4 +1,4 @@
-"""Exploration: MD with the fitted ACE potential, watching the extrapolation grade gamma.
+"""Exploration engine ``ase``: MD with the fitted ACE potential, watching the extrapolation grade.
 
 The ``ase`` engine runs Langevin dynamics with pyace's ``PyACECalculator`` and the active
 set. Every ``check_interval`` steps the per-atom gamma is read; frames whose maximum exceeds
@@ -9,34 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 from ase import Atoms, units
 
-from mlip_autopipe.data import tag_structure
+from mlip_autopipe.explore.common import RunSummary, choose_starts, run_seed, tag_md_frame
 
 #: Two atoms closer than this (Angstrom) mean the dynamics has collapsed.
 MIN_PHYSICAL_DISTANCE = 0.5
-
-
-@dataclass
-class RunSummary:
-    """What one MD run did."""
-
-    run: str
-    start_uid: str
-    temperature: float
-    steps_requested: int
-    steps_done: int = 0
-    checks: int = 0
-    extrapolative_checks: int = 0
-    max_gamma: float = 0.0
-    halted: bool = False
-    halt_step: int | None = None
-    status: str = "completed"
-    reason: str = ""
 
 
 def load_calculator(potential_yaml: str | os.PathLike[str], active_set: str | os.PathLike[str]) -> Any:
@@ -56,21 +38,12 @@ def _collapsed(atoms: Atoms) -> bool:
     return bool(distances.min() < MIN_PHYSICAL_DISTANCE)
 
 
-def _frame(atoms: Atoms, gamma: np.ndarray, summary: RunSummary, step: int, generation: int) -> Atoms:
-    frame = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    frame.arrays["gamma"] = np.asarray(gamma, dtype=float)
-    tag_structure(frame, generation=generation, origin="md", parent_uid=summary.start_uid)
-    frame.info.update(
-        run=summary.run, md_step=step, temperature=summary.temperature, max_gamma=float(np.max(gamma))
-    )
-    return frame
-
-
 def langevin_md(
     start: Atoms, calculator: Any, temperature: float, timestep_fs: float, friction: float, seed: int
 ) -> tuple[Atoms, Any]:
     """A copy of ``start`` with ``calculator``, seeded Maxwell-Boltzmann velocities (centre of
-    mass fixed) and its Langevin integrator; ``friction`` in 1/fs."""
+    mass fixed) and its Langevin integrator; ``friction`` in 1/fs. A start that carries
+    momenta (a continued run) keeps them."""
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import thermalize_momenta
@@ -79,7 +52,11 @@ def langevin_md(
     atoms.calc = calculator
     atoms.set_constraint(FixCom())
     rng = np.random.default_rng(seed)
-    thermalize_momenta(atoms, temperature, rng=rng)
+    momenta = start.arrays.get("momenta")
+    if momenta is not None and np.any(momenta):
+        atoms.set_momenta(np.array(momenta))
+    else:
+        thermalize_momenta(atoms, temperature, rng=rng)
     dynamics = Langevin(
         atoms,
         timestep=timestep_fs * units.fs,
@@ -102,11 +79,33 @@ def run_langevin(
     generation: int,
 ) -> tuple[list[Atoms], RunSummary]:
     """One Langevin run; returns the extrapolative frames and the run summary."""
+    frames, summary, _ = langevin_run(
+        start, calculator, run=run, temperature=temperature, explore=explore, seed=seed, generation=generation
+    )
+    return frames, summary
+
+
+def langevin_run(
+    start: Atoms,
+    calculator: Any,
+    *,
+    run: str,
+    temperature: float,
+    explore: Mapping[str, Any],
+    seed: int,
+    generation: int,
+) -> tuple[list[Atoms], RunSummary, Atoms]:
+    """One Langevin run at constant ``temperature`` (no barostat, no swaps); returns the
+    extrapolative frames, the run summary and the last frame (with its momenta)."""
     summary = RunSummary(
         run=run,
         start_uid=str(start.info.get("uid", "")),
         temperature=float(temperature),
         steps_requested=int(explore["steps"]),
+        scenario=str(start.info.get("scenario", "")),
+        temperature_end=float(temperature),
+        temperature_reached=float(temperature),
+        n_atoms=len(start),
     )
     atoms, dynamics = langevin_md(
         start, calculator, temperature, explore["timestep_fs"], explore["friction"], seed
@@ -126,20 +125,17 @@ def run_langevin(
         summary.max_gamma = max(summary.max_gamma, max_gamma)
         if max_gamma > explore["gamma_lo"]:
             summary.extrapolative_checks += 1
-            frames.append(_frame(atoms, gamma, summary, summary.steps_done, generation))
+        if max_gamma > explore["gamma_lo"] or explore.get("keep_every_check", False):
+            symbols = atoms.get_chemical_symbols()
+            frame = Atoms(symbols, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+            frames.append(tag_md_frame(frame, gamma, summary, summary.steps_done, generation))
         if max_gamma > explore["gamma_hi"]:
             summary.halted, summary.halt_step = True, summary.steps_done
             summary.status, summary.reason = "halted", f"max gamma {max_gamma:.2f} > gamma_hi"
             break
-    return frames, summary
-
-
-def choose_starts(pool: Sequence[Atoms], count: int, seed: int) -> list[Atoms]:
-    """Seeded choice of MD starting cells among the pool's SQS cells (undistorted alloys)."""
-    alloys = [atoms for atoms in pool if atoms.info.get("origin") == "sqs"] or list(pool)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(alloys))
-    return [alloys[order[index % len(alloys)]] for index in range(count)]
+    last = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    last.set_momenta(atoms.get_momenta())
+    return frames, summary, last
 
 
 def explore_ase(
@@ -159,48 +155,16 @@ def explore_ase(
     for t_index, temperature in enumerate(explore["temperatures"]):
         for s_index, start in enumerate(starts):
             run = f"T{temperature:g}_s{s_index}"
-            run_seed = seed + 1000 * generation + 100 * t_index + s_index
+            seed_of_run = run_seed(seed, generation, t_index, 0, s_index)
             run_frames, summary = run_langevin(
                 start,
                 calculator,
                 run=run,
                 temperature=temperature,
                 explore=explore,
-                seed=run_seed,
+                seed=seed_of_run,
                 generation=generation,
             )
             frames.extend(run_frames)
             summaries.append(asdict(summary))
     return frames, summaries
-
-
-def run_exploration(
-    pool: Sequence[Atoms],
-    potential_yaml: str | os.PathLike[str],
-    active_set: str | os.PathLike[str],
-    explore: Mapping[str, Any],
-    *,
-    elements: Sequence[str],
-    seed: int,
-    generation: int,
-    work_dir: str | os.PathLike[str],
-) -> tuple[list[Atoms], list[dict[str, Any]]]:
-    """Explore with the configured engine (``explore.engine``: ``ase`` or ``lammps``).
-
-    Both return extrapolative frames and per-run :class:`RunSummary` dicts of the same shape;
-    ``work_dir`` keeps the lammps engine's decks, logs and dumps (one folder per run).
-    """
-    if explore["engine"] == "lammps":
-        from mlip_autopipe.lammps import explore_lammps
-
-        return explore_lammps(
-            pool,
-            potential_yaml,
-            active_set,
-            explore,
-            elements=elements,
-            seed=seed,
-            generation=generation,
-            work_dir=work_dir,
-        )
-    return explore_ase(pool, potential_yaml, active_set, explore, seed=seed, generation=generation)

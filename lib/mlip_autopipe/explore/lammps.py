@@ -10,7 +10,7 @@ plugin (``make plugin``), found through ``LAMMPS_PLUGIN_PATH``.
 
 Frames and run summaries have the shape the ``ase`` engine produces (per-atom ``gamma`` in
 ``atoms.arrays``; ``max_gamma``, ``run``, ``md_step``, ``temperature`` in ``atoms.info``;
-:class:`~mlip_autopipe.explore.RunSummary`), so selection downstream is engine-agnostic.
+:class:`~mlip_autopipe.explore.common.RunSummary`), so selection downstream is engine-agnostic.
 A LAMMPS error (lost atoms, runaway temperature) marks that run ``failed`` with the frames
 dumped before it; the other runs go on.
 """
@@ -29,15 +29,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 from ase.io import write
 
-from mlip_autopipe.data import tag_structure
 from mlip_autopipe.errors import ConfigError, ExplorationError
-from mlip_autopipe.explore import RunSummary, choose_starts
+from mlip_autopipe.explore.common import (
+    RunSummary,
+    choose_starts,
+    lammps_seed,
+    ramp_temperature,
+    run_seed,
+    tag_md_frame,
+)
 
 #: The plugin's build folder in a checkout (``make plugin``); LAMMPS auto-loads ``*plugin.so``.
-PLUGIN_BUILD_DIR = Path(__file__).resolve().parents[2] / "build" / "pace_plugin"
+PLUGIN_BUILD_DIR = Path(__file__).resolve().parents[3] / "build" / "pace_plugin"
 
 #: A run whose temperature exceeds this multiple of its highest target has blown up.
 RUNAWAY_TEMPERATURE_FACTOR = 5.0
@@ -49,6 +55,7 @@ DATA_FILE = "start.data"
 DECK_FILE = "in.lammps"
 LOG_FILE = "log.lammps"
 DUMP_FILE = "frames.dump"
+LAST_FILE = "last.dump"  # the last frame (positions and velocities), also after a halt
 POTENTIAL_FILE = "potential.yaml"
 ACTIVE_SET_FILE = "potential.asi"
 
@@ -74,6 +81,8 @@ class RunPlan:
     swap_attempts: int = 1
     swap_types: tuple[int, ...] = ()
     periodic: tuple[bool, bool, bool] = (True, True, True)
+    velocities: bool = False  # the start cell carries velocities (a continued run): no `velocity create`
+    keep_every_check: bool = False  # dump every check's frame, extrapolative or not (random selection)
 
 
 def largest_gap(atoms: Atoms) -> float:
@@ -129,12 +138,18 @@ def write_deck(plan: RunPlan) -> str:
         f"pair_coeff * * {POTENTIAL_FILE} {ACTIVE_SET_FILE} {' '.join(plan.elements)}",
         "neighbor 1.0 bin",
         f"timestep {plan.timestep_fs / FS_PER_PS:g}",
-        f"velocity all create {plan.temperature_start:g} {plan.seed} mom yes rot no dist gaussian",
+        *(
+            []
+            if plan.velocities
+            else [f"velocity all create {plan.temperature_start:g} {plan.seed} mom yes rot no dist gaussian"]
+        ),
         # extrapolation grade every check_interval steps, its maximum over all atoms
         f"fix gamma all pair {interval} pace/extrapolation gamma 1",
         "compute max_gamma all reduce max f_gamma",
         "variable max_gamma equal c_max_gamma",
-        f"variable dump_skip equal v_max_gamma<={plan.gamma_lo:.10g}",
+        "variable dump_skip equal 0"
+        if plan.keep_every_check
+        else f"variable dump_skip equal v_max_gamma<={plan.gamma_lo:.10g}",
         *_thermostat_lines(plan),
     ]
     if plan.swap_interval > 0 and len(plan.swap_types) >= 2:
@@ -153,23 +168,40 @@ def write_deck(plan: RunPlan) -> str:
         "thermo_style custom step temp pe press vol v_max_gamma",
         "thermo_modify flush yes format float %.10g",
         f"run {plan.steps}",
+        # after a halt (error continue) too: the frame the next generation continues from
+        f"write_dump all custom {LAST_FILE} id type x y z vx vy vz modify sort id format float %.17g",
     ]
     return "\n".join(lines) + "\n"
 
 
+def has_velocities(atoms: Atoms) -> bool:
+    """Whether ``atoms`` carries velocities (momenta) to continue from."""
+    return "momenta" in atoms.arrays and bool(np.any(atoms.arrays["momenta"]))
+
+
 def write_start(atoms: Atoms, path: Path, elements: Sequence[str]) -> None:
-    """The start cell as a LAMMPS data file, one atom type per element in config order."""
+    """The start cell as a LAMMPS data file, one atom type per element in config order;
+    its velocities too when it has them (a continued run)."""
     unknown = sorted(set(atoms.get_chemical_symbols()) - set(elements))
     if unknown:
         raise ExplorationError(f"start cell holds {', '.join(unknown)}, not in elements {list(elements)}")
     # ASE writes a Masses line for every element of specorder, present in the cell or not
-    write(path, atoms, format="lammps-data", specorder=list(elements), masses=True, units="metal")
+    write(
+        path,
+        atoms,
+        format="lammps-data",
+        specorder=list(elements),
+        masses=True,
+        units="metal",
+        velocities=has_velocities(atoms),
+    )
 
 
 def read_dump_frames(path: Path, elements: Sequence[str], pbc: Sequence[bool]) -> list[tuple[int, Atoms]]:
     """(step, atoms with arrays['gamma']) for every complete frame of a custom dump.
 
-    A frame cut short (LAMMPS died while writing it) is dropped.
+    Velocities (columns vx vy vz, LAMMPS ``metal`` units) become ASE velocities. A frame cut
+    short (LAMMPS died while writing it) is dropped.
     """
     from ase.io.lammpsrun import construct_cell
 
@@ -197,7 +229,11 @@ def read_dump_frames(path: Path, elements: Sequence[str], pbc: Sequence[bool]) -
         symbols = [elements[int(t) - 1] for t in column["type"]]
         positions = np.column_stack([column["x"], column["y"], column["z"]]) - origin
         atoms = Atoms(symbols, positions=positions, cell=cell, pbc=list(pbc))
-        atoms.arrays["gamma"] = np.asarray(column["f_gamma"], dtype=float)
+        if "f_gamma" in column:
+            atoms.arrays["gamma"] = np.asarray(column["f_gamma"], dtype=float)
+        if "vx" in column:
+            velocities = np.column_stack([column["vx"], column["vy"], column["vz"]])
+            atoms.set_velocities(velocities / (FS_PER_PS * units.fs))  # A/ps -> ASE units
         frames.append((step, atoms))
         index += 9 + count
     return frames
@@ -367,6 +403,10 @@ def run_lammps(
         start_uid=str(start.info.get("uid", "")),
         temperature=float(plan.temperature_start),
         steps_requested=plan.steps,
+        scenario=str(start.info.get("scenario", "")),
+        temperature_end=float(plan.temperature_end),
+        pressure_bar=plan.pressure_bar,
+        n_atoms=len(start),
     )
     log_text = (folder / LOG_FILE).read_text() if (folder / LOG_FILE).exists() else ""
     thermo = [row for row in read_thermo(folder / LOG_FILE) if row["Step"] > 0]
@@ -382,16 +422,12 @@ def run_lammps(
         summary.halted, summary.halt_step = True, summary.steps_done
         summary.status, summary.reason = "halted", f"max gamma {gammas[-1]:.2f} > gamma_hi"
 
+    summary.temperature_reached = ramp_temperature(summary)
     frames: list[Atoms] = []
     for step, atoms in read_dump_frames(folder / DUMP_FILE, plan.elements, start.pbc):
         if step == 0:  # the start cell itself, not an MD frame
             continue
-        gamma = atoms.arrays["gamma"]
-        tag_structure(atoms, generation=generation, origin="md", parent_uid=summary.start_uid)
-        atoms.info.update(
-            run=plan.run, md_step=step, temperature=summary.temperature, max_gamma=float(np.max(gamma))
-        )
-        frames.append(atoms)
+        frames.append(tag_md_frame(atoms, atoms.arrays["gamma"], summary, step, generation))
     return frames, summary
 
 
@@ -407,7 +443,6 @@ def plan_runs(
     interval = int(explore["check_interval"])
     steps = max(interval, int(explore["steps"]) // interval * interval)  # whole checks only
     plans: list[tuple[Atoms, RunPlan]] = []
-    base_seed = seed + 1000 * generation
     for t_index, temperature in enumerate(explore["temperatures"]):
         for s_index, start in enumerate(starts):
             vacuum = has_vacuum(start, float(explore["vacuum_threshold"]))
@@ -427,7 +462,7 @@ def plan_runs(
                     check_interval=interval,
                     gamma_lo=float(explore["gamma_lo"]),
                     gamma_hi=float(explore["gamma_hi"]),
-                    seed=1 + (base_seed + 100 * t_index + 10 * p_index + s_index) % 900_000_000,
+                    seed=lammps_seed(run_seed(seed, generation, t_index, p_index, s_index)),
                     thermostat_damping_fs=float(explore["thermostat_damping_fs"]),
                     barostat_damping_fs=float(explore["barostat_damping_fs"]),
                     swap_interval=int(explore["swap_interval"]),
@@ -461,3 +496,9 @@ def explore_lammps(
         frames.extend(run_frames)
         summaries.append(asdict(summary))
     return frames, summaries
+
+
+def read_last_frame(folder: Path, elements: Sequence[str], pbc: Sequence[bool]) -> Atoms | None:
+    """The run's last frame with velocities (``last.dump``), or None when LAMMPS died first."""
+    frames = read_dump_frames(folder / LAST_FILE, elements, pbc)
+    return frames[-1][1] if frames else None
