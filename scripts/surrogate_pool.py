@@ -5,12 +5,9 @@ log = start(snakemake)
 from mlip_autopipe.data import read_structures, structure_uid, write_structures  # noqa: E402
 from mlip_autopipe.distillation import pick_pool  # noqa: E402
 from mlip_autopipe.errors import LabellingError  # noqa: E402
-from mlip_autopipe.surrogates import make_surrogate, surrogate_section  # noqa: E402
+from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 
-section = snakemake.config["surrogate"]
-surrogate = make_surrogate(
-    section["kind"], surrogate_section(section), threads=snakemake.threads, key="surrogate"
-)
+surrogate = oracle_from_config(snakemake.config, section="surrogate", cores=snakemake.threads)
 structures = [atoms for path in snakemake.input for atoms in read_structures(path)]
 for atoms in structures:
     atoms.info.setdefault("uid", structure_uid(atoms))

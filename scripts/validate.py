@@ -1,5 +1,6 @@
 import json
 import warnings
+from pathlib import Path
 
 from common import start
 
@@ -9,15 +10,21 @@ from mlip_autopipe import validation  # noqa: E402
 from mlip_autopipe import validation_plots as plots  # noqa: E402
 from mlip_autopipe.data import read_structures, write_text_atomic  # noqa: E402
 from mlip_autopipe.explore import load_calculator  # noqa: E402
-from mlip_autopipe.oracles import make_oracle  # noqa: E402
+from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 from mlip_autopipe.timing import tool_time  # noqa: E402
 
 # phonopy warns that "auto" (which we ask for) differs from its v3 default
 warnings.filterwarnings("ignore", message="primitive_matrix defaulted")
 
 settings = snakemake.params.validation
-oracle_settings = snakemake.params.oracle
-oracle = make_oracle(oracle_settings)
+# the same oracle as labelling (elements, pseudopotentials, cores, `{mpi}`); params.oracle holds
+# only what changes results, so editing the pw.x command reruns no validation
+oracle = oracle_from_config(
+    snakemake.config,
+    cores=snakemake.threads,
+    mpi=snakemake.resources.get("mpi"),
+    work_dir=Path(snakemake.log[0]).with_suffix(".pw"),
+)
 materials = validation.validation_materials(
     snakemake.params.elements,
     snakemake.params.structures,
@@ -32,7 +39,7 @@ with tool_time(log, "validation"):
         validation.potential_labeller(snakemake.input.yaml),
         validation.oracle_labeller(oracle),
         settings,
-        phonon_oracle=validation.phonons_with_oracle(settings["phonons"], oracle_settings["kind"]),
+        phonon_oracle=validation.phonons_with_oracle(settings["phonons"], snakemake.config["oracle"]["kind"]),
         log=log.info,
     )
     md = None

@@ -23,10 +23,10 @@ from ase.io.espresso import kspacing_to_grid
 
 from mlip_autopipe.config import check_config, validate_schema
 from mlip_autopipe.data import read_structures, tag_structure, write_structures
-from mlip_autopipe.dft import kpoint_grid, pw_inputs, resolve_settings
 from mlip_autopipe.errors import ConfigError
 from mlip_autopipe.labelling import gather_labels, label_candidate
-from mlip_autopipe.oracles import make_oracle
+from mlip_autopipe.oracles import oracle_from_config
+from mlip_autopipe.oracles.qe import kpoint_grid, pw_inputs, resolve_settings
 
 #: Cheap settings for real pw.x runs on 2-atom cells.
 TINY_QE: dict[str, Any] = {"ecutwfc": 20.0, "ecutrho": 80.0, "kspacing": 0.6}
@@ -82,7 +82,7 @@ def test_default_cutoffs_are_the_maximum_over_the_pseudo_headers(schema: dict[st
 def test_settings_hash_follows_results_not_execution(schema: dict[str, Any], tmp_path: Path) -> None:
     def settings_hash(**qe: Any) -> str:
         config = qe_config(schema, ["Si"], **{**TINY_QE, **qe})
-        return make_oracle(config["oracle"], ["Si"]).settings_hash()
+        return oracle_from_config(config).settings_hash()
 
     base = settings_hash()
     # execution details and where the pseudo lives do not change results
@@ -140,7 +140,7 @@ def test_command_failure_is_a_ledgered_crash_not_an_exception(
     schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
 ) -> None:
     config = qe_config(schema, ["Si", "Ge"], command=["false"], **TINY_QE)
-    failed = label_candidate(sige_pair, make_oracle(config["oracle"], ["Si", "Ge"]))
+    failed = label_candidate(sige_pair, oracle_from_config(config))
     assert failed.info["label_status"] == "failed" and failed.info["label_failure"] == "crash"
     assert "exit code 1" in failed.info["label_reason"]
     assert failed.info["label_attempts"] == 1  # a crash is not retried
@@ -151,7 +151,7 @@ def test_pw_labels_equal_a_direct_ase_espresso_run(
     schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
 ) -> None:
     config = qe_config(schema, ["Si", "Ge"], kspacing=0.5, ecutwfc=20.0, ecutrho=80.0)
-    oracle = make_oracle(config["oracle"], ["Si", "Ge"], work_dir=tmp_path / "project")
+    oracle = oracle_from_config(config, work_dir=tmp_path / "project")
     labelled = oracle.label(sige_pair)
 
     settings = resolve_settings(config["oracle"]["qe"], ["Si", "Ge"])
@@ -182,7 +182,7 @@ def test_spin_polarised_for_magnetic_elements_with_moments_from_magn(
 ) -> None:
     iron = tag_structure(bulk("Fe", "bcc", a=2.83), generation=0, origin="alloy")
     config = qe_config(schema, ["Fe"], "bcc", ecutwfc=20.0, ecutrho=160.0, kspacing=0.8)
-    labelled = make_oracle(config["oracle"], ["Fe"], work_dir=tmp_path).label(iron)
+    labelled = oracle_from_config(config, work_dir=tmp_path).label(iron)
     text = (tmp_path / "attempt_1/espresso.pwi").read_text()
     assert "nspin" in text and "starting_magnetization(1)" in text
     # bcc Fe is ferromagnetic, about 2.2 Bohr magnetons per atom in PBE
@@ -199,14 +199,14 @@ def test_scf_failure_is_recovered_by_the_ladder_and_ledgered(
 ) -> None:
     ladder = [{"mixing_beta": 0.3}, {"electron_maxstep": 100}]
     config = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder, **TINY_QE)
-    recovered = label_candidate(sige_pair.copy(), make_oracle(config["oracle"], ["Si", "Ge"]))
+    recovered = label_candidate(sige_pair.copy(), oracle_from_config(config))
     assert recovered.info["label_status"] == "ok" and recovered.info["label_attempts"] == 3
 
     hopeless = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder[:1], **TINY_QE)
     moved = sige_pair.copy()
     moved.positions[0] += 0.05
     failed = label_candidate(
-        tag_structure(moved, generation=0, origin="rattle"), make_oracle(hopeless["oracle"], ["Si", "Ge"])
+        tag_structure(moved, generation=0, origin="rattle"), oracle_from_config(hopeless)
     )
     assert failed.info["label_status"] == "failed"
 
@@ -229,13 +229,13 @@ def test_walltime_is_classified_and_not_retried(schema: dict[str, Any], tmp_path
     big = bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 1, 1))
     big = tag_structure(big, generation=0, origin="alloy")
     config = qe_config(schema, ["Si"], walltime_s=0.5, ecutwfc=30.0, kspacing=0.2)
-    failed = label_candidate(big, make_oracle(config["oracle"], ["Si"], work_dir=tmp_path))
+    failed = label_candidate(big, oracle_from_config(config, work_dir=tmp_path))
     assert failed.info["label_failure"] == "walltime" and failed.info["label_attempts"] == 1
     assert "walltime of 0.5 s" in failed.info["label_reason"]
 
 
 def test_mpi_placeholder_becomes_the_rules_launcher() -> None:
-    from mlip_autopipe.dft import expand_mpi, pw_argv
+    from mlip_autopipe.oracles.qe import expand_mpi, pw_argv
 
     command = ("{mpi}", "-n", "{cores}", "pw.x", "-nk", "{cores}")
     assert expand_mpi(command, None)[0] == "mpirun"  # the local default

@@ -71,7 +71,9 @@ def test_make_run_in_a_hostile_folder_with_a_hostile_user_file(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_pw_command_and_pseudo_dir_with_hostile_names_run_without_a_shell(tmp_path: Path) -> None:
-    from mlip_autopipe.dft import default_pseudo_dir, make_qe_oracle
+    from mlip_autopipe.config import with_defaults
+    from mlip_autopipe.oracles import oracle_from_config
+    from mlip_autopipe.oracles.qe import default_pseudo_dir
 
     folder = tmp_path / f"qe {HOSTILE}"
     pseudo_dir = folder / f"pseudos {HOSTILE}"
@@ -97,7 +99,9 @@ def test_pw_command_and_pseudo_dir_with_hostile_names_run_without_a_shell(tmp_pa
         },
     }
     work_dir = folder / f"work {HOSTILE}"
-    oracle = make_qe_oracle(oracle_config, ["Si"], work_dir=work_dir)
+    oracle = oracle_from_config(
+        with_defaults({"elements": ["Si"], "oracle": oracle_config}), work_dir=work_dir
+    )
     atoms = bulk("Si", "diamond", a=5.43)
     atoms.rattle(0.05, seed=1)
     labelled = oracle.label(atoms)

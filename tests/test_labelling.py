@@ -9,10 +9,11 @@ import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 
+from mlip_autopipe.config import with_defaults
 from mlip_autopipe.data import tag_structure, write_structures
 from mlip_autopipe.errors import LabellingError
 from mlip_autopipe.labelling import gather_labels, label_candidate
-from mlip_autopipe.oracles import EMTOracle, make_oracle
+from mlip_autopipe.oracles import EMTOracle, oracle_from_config
 
 
 class CountingOracle:
@@ -35,7 +36,7 @@ class CountingOracle:
 
 
 def test_emt_oracle_equals_a_direct_emt_calculation(cuni_cell: Atoms) -> None:
-    labelled = make_oracle({"kind": "emt"}).label(cuni_cell)
+    labelled = oracle_from_config(with_defaults()).label(cuni_cell)
     direct = cuni_cell.copy()
     direct.calc = EMT()
     assert labelled.get_potential_energy() == pytest.approx(direct.get_potential_energy(), abs=1e-10)

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from ase.io import read
 
+from mlip_autopipe.cli.resume import clear_stale_lock, stale_lock
 from mlip_autopipe.data import read_structures
-from mlip_autopipe.resume import clear_stale_lock, stale_lock
 from snakemake_cli import finish_make_run, kill_workflow, start_make_run
 
 REPO = Path(__file__).resolve().parent.parent

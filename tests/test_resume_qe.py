@@ -19,8 +19,8 @@ import yaml
 from ase.build import bulk
 from ase.io import read, write
 
+from mlip_autopipe.cli.resume import stale_lock
 from mlip_autopipe.data import read_structures
-from mlip_autopipe.resume import stale_lock
 from snakemake_cli import finish_make_run, kill_workflow, start_make_run
 
 REPO = Path(__file__).resolve().parent.parent

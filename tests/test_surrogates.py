@@ -12,14 +12,15 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from mlip_autopipe.config import check_config
+from mace_training import train_mace
+from mlip_autopipe.config import check_config, with_defaults
 from mlip_autopipe.distillation import align_energies, distillation_set
 from mlip_autopipe.errors import ConfigError
 from mlip_autopipe.fit import reference_energies
 from mlip_autopipe.labelling import label_candidate
-from mlip_autopipe.oracles import EMTOracle, make_oracle
+from mlip_autopipe.oracles import EMTOracle, oracle_from_config
+from mlip_autopipe.oracles.surrogates import MACEOracle
 from mlip_autopipe.prescreen import screen_candidates
-from mlip_autopipe.surrogates import MACEOracle, train_mace
 
 
 def cuni_cell(seed: int, rattle: float, strain: float = 0.0) -> Atoms:
@@ -49,7 +50,9 @@ def force_rmse(atoms: Atoms, reference: Atoms) -> float:
 
 
 def test_tiny_mace_labels_like_emt_as_an_oracle(mace_committee: list[Path], tmp_path: Path) -> None:
-    oracle = make_oracle({"kind": "mace", "mace": {"model_paths": [str(mace_committee[0])]}})
+    oracle = oracle_from_config(
+        with_defaults({"oracle": {"kind": "mace", "mace": {"model_paths": [str(mace_committee[0])]}}})
+    )
     cell = cuni_cell(100, 0.1)
     labelled = label_candidate(cell, oracle, cache_dir=tmp_path)
     emt = EMTOracle().label(cell)
@@ -117,7 +120,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_chgnet_labels_a_cell_offline(no_network: None) -> None:
-    oracle = make_oracle({"kind": "chgnet", "chgnet": {"model": "0.3.0"}})
+    oracle = oracle_from_config(with_defaults({"oracle": {"kind": "chgnet", "chgnet": {"model": "0.3.0"}}}))
     cell = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
     cell.positions += np.random.default_rng(0).normal(scale=0.1, size=cell.positions.shape)
     labelled = oracle.label(cell)

@@ -209,7 +209,7 @@ def test_validation_bulk_modulus_of_the_alloy_is_within_5_percent(finished_run: 
 def test_status_reads_a_partial_run(finished_run: Path, tmp_path: Path) -> None:
     import shutil
 
-    from mlip_autopipe.status import render, run_status
+    from mlip_autopipe.cli.status import render, run_status
 
     partial = tmp_path / "partial"
     shutil.copytree(finished_run / "results", partial / "results")
@@ -229,7 +229,7 @@ def test_status_reads_a_partial_run(finished_run: Path, tmp_path: Path) -> None:
 
 
 def test_status_of_an_empty_directory(tmp_path: Path) -> None:
-    from mlip_autopipe.status import render
+    from mlip_autopipe.cli.status import render
 
     assert "no generation started yet" in render(tmp_path)
 

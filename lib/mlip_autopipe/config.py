@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -31,6 +32,10 @@ CUBIC_LATTICES = frozenset({"fcc", "bcc", "sc", "diamond"})
 
 #: c/a of ideally packed hcp, used for elements whose reference state is not hcp.
 IDEAL_C_OVER_A = (8.0 / 3.0) ** 0.5
+
+
+#: The schema of this checkout (the user manual of the configuration: every default lives there).
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -110,7 +115,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     oracle = config["oracle"]
     if oracle["kind"] == "qe":
         # Pseudopotentials found and read, cutoffs resolved, pw.x on PATH: before any job.
-        from mlip_autopipe.dft import resolve_settings
+        from mlip_autopipe.oracles.qe import resolve_settings
 
         resolve_settings(oracle.get("qe") or {}, elements)
     if oracle["kind"] == "emt":
@@ -145,7 +150,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 
 def _check_surrogates(config: Mapping[str, Any]) -> None:
     """MACE model files exist wherever a MACE surrogate is used (oracle or surrogate section)."""
-    from mlip_autopipe.surrogates import check_model_files
+    from mlip_autopipe.oracles.surrogates import check_model_files
 
     if config["oracle"]["kind"] == "mace":
         check_model_files(config["oracle"]["mace"]["model_paths"], "oracle.mace.model_paths")
@@ -342,3 +347,16 @@ def load_config(path: str | os.PathLike[str], schema_path: str | os.PathLike[str
     validate_schema(config, load_yaml(schema_path))
     check_config(config)
     return config
+
+
+def with_defaults(
+    config: Mapping[str, Any] | None = None, schema_path: str | os.PathLike[str] = SCHEMA_PATH
+) -> dict[str, Any]:
+    """A copy of ``config`` validated against the schema with every default filled in (no
+    semantic checks): how tests and benchmarks build the validated sections the library takes."""
+    return validate_schema(copy.deepcopy(dict(config or {})), load_yaml(schema_path))
+
+
+def section_defaults(name: str, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Config section ``name`` with the schema's defaults filled in around ``values``."""
+    return with_defaults({name: dict(values or {})})[name]

@@ -64,3 +64,7 @@ class EmbeddingError(MlipAutopipeError):
 
 class ValidationError(MlipAutopipeError):
     """The final potential (or the oracle) cannot be validated on a cell."""
+
+
+class ToolNotFoundError(MlipAutopipeError):
+    """An external program (pw.x, pacemaker, pace_activeset, lmp) is not installed."""

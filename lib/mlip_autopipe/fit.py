@@ -6,9 +6,7 @@ The nonlinear mode (the pacemaker command) is in :mod:`mlip_autopipe.nonlinear_f
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,8 @@ import numpy as np
 from ase import Atoms
 
 from mlip_autopipe.data import has_labels, structure_uid
-from mlip_autopipe.errors import FitError
+from mlip_autopipe.errors import FitError, ToolNotFoundError
+from mlip_autopipe.tools import find_tool
 
 
 def check_training_set(images: Sequence[Atoms], elements: Sequence[str]) -> None:
@@ -182,13 +181,10 @@ def save_potential(bbasis: Any, yaml_path: str | os.PathLike[str], yace_path: st
 
 def pacemaker_tool(name: str) -> str:
     """Path of a python-ace command (pacemaker, pace_activeset), preferring this environment's."""
-    beside_python = Path(sys.executable).parent / name
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which(name)
-    if found is None:
-        raise FitError(f"pacemaker tool '{name}' not found; is python-ace installed?")
-    return found
+    try:
+        return find_tool(name)
+    except ToolNotFoundError as error:
+        raise FitError(f"pacemaker tool '{name}' not found; is python-ace installed? ({error})") from error
 
 
 def compute_active_set(

@@ -1,7 +1,7 @@
 """Surrogate models: MACE (user-supplied model files, a committee gives variances) and CHGNet
 (pretrained weights shipped inside its wheel) as cheap oracles.
 
-They label like any :class:`~mlip_autopipe.oracles.Oracle`; on top, a surrogate label carries its
+They label like any :class:`~mlip_autopipe.oracles.base.Oracle`; on top, a surrogate label carries its
 committee spread in ``atoms.info``: ``surrogate_energy_std`` (eV/atom) and ``surrogate_force_std``
 (eV/A, the largest over atoms of the norm of the per-atom force standard deviation; 0 for a
 single model). Nothing is fetched from a model hub: MACE needs files, CHGNet uses its wheel's.
@@ -21,6 +21,7 @@ from ase import Atoms
 
 from mlip_autopipe.data import attach_labels
 from mlip_autopipe.errors import ConfigError, LabellingError
+from mlip_autopipe.oracles.base import hash_settings
 
 #: Oracle kinds served by this module.
 SURROGATE_KINDS = ("mace", "chgnet")
@@ -100,8 +101,6 @@ class MACEOracle:
         self._calculator: Any = None
 
     def settings_hash(self) -> str:
-        from mlip_autopipe.oracles import hash_settings
-
         return hash_settings(
             {
                 "oracle": "mace",
@@ -142,8 +141,6 @@ class CHGNetOracle:
     def settings_hash(self) -> str:
         from importlib.metadata import version
 
-        from mlip_autopipe.oracles import hash_settings
-
         return hash_settings({"oracle": "chgnet", "model": self.model, "chgnet": version("chgnet")})
 
     def calculator(self) -> Any:
@@ -164,90 +161,16 @@ class CHGNetOracle:
 def make_surrogate(
     kind: str, settings: Mapping[str, Any], *, threads: int = 1, key: str = "oracle"
 ) -> MACEOracle | CHGNetOracle:
-    """Surrogate of ``kind`` from its settings section (``mace``: model_paths, default_dtype;
-    ``chgnet``: model); ``key`` is the config section named in errors."""
+    """Surrogate of ``kind`` from its validated settings section (``mace``: model_paths,
+    default_dtype; ``chgnet``: model); ``key`` is the config section named in errors. Callers
+    use :func:`mlip_autopipe.oracles.oracle_from_config`."""
     if kind == "mace":
         return MACEOracle(
-            settings.get("model_paths") or [],
-            default_dtype=settings.get("default_dtype", "float64"),
+            settings["model_paths"],
+            default_dtype=settings["default_dtype"],
             threads=threads,
             key=f"{key}.mace.model_paths",
         )
     if kind == "chgnet":
-        return CHGNetOracle(settings.get("model", "0.3.0"), threads=threads)
+        return CHGNetOracle(settings["model"], threads=threads)
     raise ConfigError(f"{key}.kind", f"unknown surrogate '{kind}' (one of {', '.join(SURROGATE_KINDS)})")
-
-
-def surrogate_section(section: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The settings of the surrogate ``section['kind']`` names (its mace/chgnet sub-section)."""
-    return section.get(section["kind"]) or {}
-
-
-#: A small MACE (one interaction, scalar features) that trains on a few dozen cells in a minute.
-SMALL_MACE = {
-    "num_interactions": 1,
-    "num_channels": 8,
-    "max_L": 0,
-    "correlation": 2,
-    "r_max": 4.0,
-    "num_radial_basis": 6,
-    "batch_size": 5,
-    "max_num_epochs": 20,
-    "valid_fraction": 0.1,
-}
-
-
-def train_mace(
-    labelled: Sequence[Atoms],
-    folder: str | os.PathLike[str],
-    *,
-    name: str = "surrogate",
-    settings: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    threads: int = 1,
-) -> Path:
-    """Train a MACE model on ``labelled`` structures with ``mace_run_train``; returns the model file.
-
-    ``settings`` (over :data:`SMALL_MACE`) are mace_run_train options. Runs on the CPU in
-    float64 with ``threads`` torch threads; the log is ``folder/<name>.log``.
-    """
-    import subprocess
-    import sys
-
-    from ase.io import write
-
-    from mlip_autopipe.errors import FitError
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    frames = []
-    for atoms in labelled:
-        frame = atoms.copy()
-        frame.calc = None
-        frame.info = {"REF_energy": float(atoms.get_potential_energy())}
-        frame.arrays["REF_forces"] = np.asarray(atoms.get_forces(), dtype=float)
-        frames.append(frame)
-    train_file = folder / f"{name}_train.xyz"
-    write(train_file, frames, format="extxyz")
-    options = {**SMALL_MACE, **(settings or {})}
-    command = [
-        str(Path(sys.executable).with_name("mace_run_train")),
-        f"--name={name}",
-        f"--train_file={train_file}",
-        "--E0s=average",
-        "--model=MACE",
-        "--device=cpu",
-        "--default_dtype=float64",
-        f"--seed={seed}",
-        "--energy_key=REF_energy",
-        "--forces_key=REF_forces",
-        f"--work_dir={folder}",
-        *(f"--{key}={value}" for key, value in options.items()),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    with open(folder / f"{name}.log", "w") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
-    model = folder / f"{name}.model"
-    if result.returncode != 0 or not model.is_file():
-        raise FitError(f"mace_run_train failed (exit {result.returncode}); see {folder / f'{name}.log'}")
-    return model

@@ -1,5 +1,6 @@
-"""Oracles: the reference methods that label structures (EMT; Quantum ESPRESSO in :mod:`dft`;
-the MACE and CHGNet surrogates in :mod:`surrogates`).
+"""What every oracle is: the :class:`Oracle` protocol, :func:`hash_settings`, and the EMT oracle
+(Quantum ESPRESSO is in :mod:`mlip_autopipe.oracles.qe`, MACE and CHGNet in
+:mod:`mlip_autopipe.oracles.surrogates`).
 
 An oracle has a ``name``, a ``settings_hash`` (what a cached label is keyed by, with the
 structure uid) and ``label(atoms) -> Atoms`` returning a labelled copy or raising
@@ -10,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
 from ase import Atoms
 
 from mlip_autopipe.data import attach_labels
-from mlip_autopipe.errors import ConfigError, LabellingError
+from mlip_autopipe.errors import LabellingError
 
 
 class Oracle(Protocol):
@@ -65,31 +65,3 @@ class EMTOracle:
         if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
             raise LabellingError("EMT returned a non-finite energy or force")
         return attach_labels(atoms, energy=energy, forces=forces, stress=stress)
-
-
-def make_oracle(
-    oracle_config: Mapping[str, Any],
-    elements: Sequence[str] = (),
-    *,
-    cores: int | None = None,
-    mpi: str | None = None,
-    work_dir: str | os.PathLike[str] | None = None,
-) -> Oracle:
-    """Build the oracle named by ``oracle.kind``.
-
-    ``elements`` (the run's elements) and ``cores``/``mpi``/``work_dir`` (where, with which
-    MPI launcher and on how many cores pw.x runs) matter only for ``qe``; ``cores`` are the
-    torch threads of ``mace`` and ``chgnet`` (one when not given).
-    """
-    kind = oracle_config["kind"]
-    if kind == "emt":
-        return EMTOracle()
-    if kind == "qe":
-        from mlip_autopipe.dft import make_qe_oracle
-
-        return make_qe_oracle(oracle_config, elements, cores=cores, mpi=mpi, work_dir=work_dir)
-    if kind in ("mace", "chgnet"):
-        from mlip_autopipe.surrogates import make_surrogate
-
-        return make_surrogate(kind, oracle_config.get(kind) or {}, threads=cores or 1, key="oracle")
-    raise ConfigError("oracle.kind", f"unknown oracle '{kind}'")

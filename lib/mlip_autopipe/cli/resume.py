@@ -5,7 +5,7 @@ The lock is stale when no live Snakemake process works in that directory; then (
 then) ``snakemake --unlock`` is safe. Incomplete outputs are handled by
 ``--rerun-incomplete`` (set in the profiles).
 
-    python -m mlip_autopipe.resume RUN_DIR   # prints what it did; exit 0 unless locked by a live run
+    python -m mlip_autopipe.cli.resume RUN_DIR   # prints what it did; exit 0 unless locked by a live run
 """
 
 from __future__ import annotations

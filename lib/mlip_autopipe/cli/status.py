@@ -1,6 +1,6 @@
 """Where a run stands, read from its results folder alone (works while the run is going on).
 
-python -m mlip_autopipe.status [RUN_DIR]
+python -m mlip_autopipe.cli.status [RUN_DIR]
 """
 
 from __future__ import annotations

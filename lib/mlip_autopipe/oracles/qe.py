@@ -11,6 +11,7 @@ Units: cutoffs and ``degauss`` in Ry (QE's own), k-point spacing in 1/A *includi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -35,7 +36,9 @@ from ase.data import atomic_numbers
 from ase.io import read, write
 
 from mlip_autopipe.data import attach_labels
-from mlip_autopipe.errors import ConfigError, LabellingError
+from mlip_autopipe.errors import ConfigError, LabellingError, ToolNotFoundError
+from mlip_autopipe.oracles.base import hash_settings
+from mlip_autopipe.tools import find_tool
 
 #: Default PBE pseudopotentials, all shipped in Debian's quantum-espresso-data.
 DEFAULT_PSEUDOPOTENTIALS = {
@@ -269,9 +272,8 @@ def default_pseudo_dir() -> Path | None:
     candidates = []
     if os.environ.get("ESPRESSO_PSEUDO"):
         candidates.append(Path(os.environ["ESPRESSO_PSEUDO"]))
-    pw = shutil.which("pw.x")
-    if pw is not None:
-        candidates.append(Path(pw).resolve().parent.parent / "share" / "espresso" / "pseudo")
+    with contextlib.suppress(ToolNotFoundError):
+        candidates.append(Path(find_tool("pw.x")).resolve().parent.parent / "share" / "espresso" / "pseudo")
     candidates.append(Path.home() / "espresso" / "pseudo")
     return next((path for path in candidates if path.is_dir()), None)
 
@@ -386,8 +388,10 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
         if value is not None and value <= 0:
             raise ConfigError(f"oracle.qe.{key}", f"must be positive, not {value}")
     tokens = expand_mpi(command_tokens(qe.get("command", "pw.x")), qe.get("mpi"))
-    if shutil.which(tokens[0]) is None:
-        raise ConfigError("oracle.qe.command", f"program '{tokens[0]}' not found on PATH (run `make setup`)")
+    try:
+        find_tool(tokens[0])
+    except ToolNotFoundError as error:
+        raise ConfigError("oracle.qe.command", f"{error} (run `make setup`)") from error
     if qe.get("pseudo_dir"):
         pseudo_dir = Path(os.path.expanduser(str(qe["pseudo_dir"])))
         if not pseudo_dir.is_dir():
@@ -745,8 +749,6 @@ class QEOracle:
 
     def settings_hash(self) -> str:
         """Hash of what changes a result: pseudo file contents, cutoffs, k-spacing, smearing, ..."""
-        from mlip_autopipe.oracles import hash_settings
-
         return hash_settings(self.settings.result_settings())
 
     def label(self, atoms: Atoms) -> Atoms:
@@ -829,8 +831,9 @@ def make_qe_oracle(
     work_dir: str | os.PathLike[str] | None = None,
 ) -> QEOracle:
     """Build the pw.x oracle from the ``oracle`` config section; ``cores`` overrides ``qe.cores``
-    and ``mpi`` is the launcher that ``{mpi}`` in the command stands for."""
-    qe = dict(oracle_config.get("qe") or {})
+    and ``mpi`` is the launcher that ``{mpi}`` in the command stands for. Callers use
+    :func:`mlip_autopipe.oracles.oracle_from_config`."""
+    qe = dict(oracle_config["qe"])
     if cores is not None:
         qe["cores"] = cores
     if mpi is not None:
