@@ -9,6 +9,10 @@ wildcard_constraints:
     uid=r"[0-9a-f]{16}",
 
 
+#: The provenance database every generation is projected into (rules/database.smk).
+DATABASE_PATH = "results/dataset.db"
+
+
 def canonical(section):
     """A config section with keys sorted at every level.
 

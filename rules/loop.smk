@@ -6,6 +6,7 @@ checkpoint decide:
         selected="results/gen_{gen}/selected.extxyz",
         runs="results/gen_{gen}/explore/runs.json",
         metrics="results/gen_{gen}/fit/metrics.json",
+        database=["results/gen_{gen}/database/labels.json", "results/gen_{gen}/database/fit.json"],
     output:
         decision="results/gen_{gen}/decision.json",
     params:

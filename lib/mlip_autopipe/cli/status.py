@@ -98,6 +98,15 @@ def _rmse(metrics: dict[str, Any], split: str, key: str, scale: float = 1.0) -> 
 
 def render(run_dir: str | Path) -> str:
     """A console table of the run's progress, as plain text."""
+    return _render(run_dir, html=False)
+
+
+def render_html(run_dir: str | Path) -> str:
+    """The same table as a self-contained HTML page."""
+    return _render(run_dir, html=True)
+
+
+def _render(run_dir: str | Path, html: bool) -> str:
     from rich.console import Console
     from rich.table import Table
 
@@ -134,6 +143,8 @@ def render(run_dir: str | Path) -> str:
             console.print(table)
         else:
             console.print(f"no generation started yet under {Path(run_dir) / 'results'}")
+    if html:
+        return console.export_html(inline_styles=True)
     return capture.get()
 
 
