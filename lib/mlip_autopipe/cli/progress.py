@@ -126,7 +126,8 @@ def follow_run(command: list[str], run_dir: Path, settings: Mapping[str, Any], e
                 state = progress(run_dir, max_generations, started)
                 key = (state.generation, state.stage, state.labelled, state.failed)
                 if key != last:
-                    console.print(describe(state, max_generations, time.time() - started), highlight=False)
+                    line = describe(state, max_generations, time.time() - started)
+                    console.print(line, highlight=False, soft_wrap=True)
                     last = key
                 time.sleep(1.0)
     code = process.returncode
