@@ -43,7 +43,9 @@ def dashboard_server(run_dir: Path, log: Path) -> Iterator[str]:
     command = [sys.executable, "-m", "mlip_autopipe.cli.app", "dashboard", str(run_dir), "--port", str(port)]
     env = dict(os.environ, PYTHONPATH=str(REPO / "lib"))
     with open(log, "w") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        server = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -78,7 +80,9 @@ def page_text_and_screenshot(url: str, screenshot: Path, ready_text: str, timeou
     driver = webdriver.Chrome(service=Service(driver_binary), options=options)
     try:
         driver.get(url)
-        WebDriverWait(driver, timeout).until(lambda page: ready_text in page.find_element(By.TAG_NAME, "body").text)
+        WebDriverWait(driver, timeout).until(
+            lambda page: ready_text in page.find_element(By.TAG_NAME, "body").text
+        )
         time.sleep(2)  # charts render after the text
         text = driver.find_element(By.TAG_NAME, "body").text
         screenshot.parent.mkdir(parents=True, exist_ok=True)

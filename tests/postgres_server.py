@@ -50,7 +50,8 @@ def postgres_server() -> Iterator[str]:
     try:
         run(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", user, "--no-sync")
         options = f"-k {socket_dir} -c listen_addresses='' -c fsync=off"
-        run(str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start")
+        log = str(root / "server.log")
+        run(str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", log, "-w", "start")
         try:
             yield f"postgresql://{user}@/postgres?host={socket_dir}"
         finally:

@@ -56,7 +56,7 @@ def test_init_derives_the_lattice_most_elements_share() -> None:
         (["status", "no-such-run"], "run folder 'no-such-run' does not exist"),
         (["init", "Cu", "Xx"], "'Xx' is not a chemical element symbol"),
         (["init", "Si", "Ge", "--oracle", "emt"], "EMT has no parameters for Ge, Si"),
-        (["run", "config/emt.yaml", "--profile", "nowhere"], "profile 'nowhere' is neither local, slurm nor a folder"),
+        (["run", "config/emt.yaml", "--profile", "nowhere"], "profile 'nowhere' is neither local, slurm"),
         (["status", ".", "--interval", "0"], "Invalid value for '--interval'"),
         (["export", "."], "Missing option '--db'"),
     ],

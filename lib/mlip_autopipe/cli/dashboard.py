@@ -27,8 +27,9 @@ def _overview(run_dir: Path) -> None:
     columns[0].metric("Generations", len(status))
     columns[1].metric("Labelled structures", int(status["labelled"].sum()) if not status.empty else 0)
     if final is not None:
-        columns[2].metric(f"Final test energy RMSE (gen {final['generation']})", f"{final['energy']:.3g} meV/atom")
-        columns[3].metric(f"Final test force RMSE (gen {final['generation']})", f"{final['force']:.3g} meV/A")
+        generation = final["generation"]
+        columns[2].metric(f"Final test energy RMSE (gen {generation})", f"{final['energy']:.3g} meV/atom")
+        columns[3].metric(f"Final test force RMSE (gen {generation})", f"{final['force']:.3g} meV/A")
     else:
         columns[2].metric("Final test energy RMSE", "not yet")
         columns[3].metric("Final test force RMSE", "not yet")
@@ -53,7 +54,8 @@ def _learning(run_dir: Path) -> None:
     scenarios = data.scenario_decisions(run_dir)
     if not scenarios.empty and "extrapolative_fraction" in scenarios:
         st.markdown("**Extrapolative fraction per scenario**")
-        st.line_chart(scenarios.pivot(index="generation", columns="scenario", values="extrapolative_fraction"))
+        fractions = scenarios.pivot(index="generation", columns="scenario", values="extrapolative_fraction")
+        st.line_chart(fractions)
 
 
 def _dataset(run_dir: Path) -> None:
@@ -71,8 +73,10 @@ def _exploration(run_dir: Path) -> None:
     if runs.empty:
         st.info("No exploration yet.")
         return
-    halted = runs.groupby("generation")["halted"].agg(["sum", "count"]).rename(
-        columns={"sum": "halted runs", "count": "MD runs"}
+    halted = (
+        runs.groupby("generation")["halted"]
+        .agg(["sum", "count"])
+        .rename(columns={"sum": "halted runs", "count": "MD runs"})
     )
     left, right = st.columns(2)
     left.markdown("**Max gamma per MD run**")
@@ -89,7 +93,7 @@ def _figures(run_dir: Path) -> None:
     if report is not None:
         st.json(report, expanded=False)
     if not figures:
-        st.info("Parity and validation figures appear when the run finishes (results/report, results/validation).")
+        st.info("Parity and validation figures appear when the run finishes (results/report, /validation).")
     columns = st.columns(3)
     ordered = sorted(figures.items(), key=lambda item: item[0] != "parity")  # parity first
     for index, (title, path) in enumerate(ordered):
@@ -103,7 +107,7 @@ def _failures(run_dir: Path) -> None:
     if failed.empty:
         st.success("No failed label.")
     else:
-        columns = [c for c in ("generation", "uid", "origin", "failure", "reason", "attempts", "attempt history")]
+        columns = ("generation", "uid", "origin", "failure", "reason", "attempts", "attempt history")
         st.dataframe(failed[[c for c in columns if c in failed]], hide_index=True, width="stretch")
 
 

@@ -13,6 +13,18 @@ import pandas as pd
 
 from mlip_autopipe.cli.status import run_status
 
+#: ``atoms.info`` entries that say why a structure was picked (selection, MD frame, core atom).
+WHY_PICKED = (
+    "selection",
+    "selection_score",
+    "md_step",
+    "temperature",
+    "run",
+    "scenario",
+    "core_atom",
+    "core_gamma",
+)
+
 
 def _read_json(path: Path) -> Any:
     try:
@@ -170,11 +182,7 @@ def structure_details(run_dir: Path, generation: int, uid: str) -> dict[str, Any
     for row in generation_rows(folder):
         if row.key_value_pairs["uid"] == uid:
             info = row.data.get("info", {})
-            picked = {
-                key: info[key]
-                for key in ("selected_by", "selection", "md_step", "temperature", "run", "core_atom", "core_gamma")
-                if key in info
-            }
+            picked = {key: info[key] for key in WHY_PICKED if key in info}
             return {
                 "row": row.key_value_pairs,
                 "why picked": picked or {"origin": row.key_value_pairs.get("origin")},
