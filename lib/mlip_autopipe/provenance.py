@@ -171,6 +171,7 @@ def generation_rows(generation_dir: Path) -> list[CandidateRow]:
         if not label_file.exists():
             label_file = generation_dir / "candidates" / f"{entry['uid']}.extxyz"
         atoms = read(label_file, index=0, format="extxyz")  # no format sniffing: ~10 ms a file
+        assert isinstance(atoms, Atoms)
         rows.append(candidate_row(atoms, entry, generation, run_dir))
     return rows
 

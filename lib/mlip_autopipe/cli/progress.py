@@ -7,6 +7,7 @@ generation, the stage, labels done/pending/failed and an ETA, refreshed every se
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -131,11 +132,14 @@ def follow_run(command: list[str], run_dir: Path, settings: Mapping[str, Any], e
                     last = key
                 time.sleep(1.0)
     code = process.returncode
-    console.print(render(run_dir), end="", highlight=False)
+    sys.stdout.write(render(run_dir))  # already laid out 160 wide: not re-wrapped
+    sys.stdout.flush()
     if code != 0:
         tail = log_path.read_text(errors="replace").splitlines()[-40:]
         console.print("\n".join(tail), highlight=False, markup=False)
-        console.print(f"[red]the workflow failed (exit {code}); full output in {log_path}[/red]")
+        failure = f"[red]the workflow failed (exit {code}); full output in {log_path}[/red]"
+        console.print(failure, soft_wrap=True)
     else:
-        console.print(f"done in {(time.time() - started) / 60:.1f} min; Snakemake's output is in {log_path}")
+        minutes = (time.time() - started) / 60
+        console.print(f"done in {minutes:.1f} min; Snakemake's output is in {log_path}", soft_wrap=True)
     return code
