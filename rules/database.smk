@@ -1,6 +1,7 @@
 # The provenance database: results/dataset.db (SQLite, ase.db) kept current as the loop goes.
 # Each job projects one generation's ledger (after the gather) or its fit (after the fit) into
-# the database and writes a small receipt; both are localrules that take well under a second.
+# the database and writes a small receipt. Both run inside the Snakemake process (`run:`, a
+# localrule): no interpreter start-up per job, so each takes well under a second.
 # The database is a view: the files stay the source of truth, and `mlip-autopipe export`
 # rebuilds the same rows anywhere. Decide waits for them, so every generation is in it.
 
@@ -17,10 +18,8 @@ rule database_labels:
         generation=lambda wildcards: int(wildcards.gen),
     log:
         "logs/gen_{gen}/database_labels.log",
-    conda:
-        "../envs/base.yaml"
-    script:
-        "../scripts/update_database.py"
+    run:
+        record_database_update(params, log[0], output[0])
 
 
 rule database_fit:
@@ -35,7 +34,5 @@ rule database_fit:
         generation=lambda wildcards: int(wildcards.gen),
     log:
         "logs/gen_{gen}/database_fit.log",
-    conda:
-        "../envs/base.yaml"
-    script:
-        "../scripts/update_database.py"
+    run:
+        record_database_update(params, log[0], output[0])

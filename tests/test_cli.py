@@ -86,3 +86,15 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     path.write_text("keep me\n")
     result = cli("init", "Cu", "Ni", "--oracle", "emt", "-o", str(path))
     assert result.returncode == 2 and path.read_text() == "keep me\n"
+
+
+def test_dry_run_passes_extra_snakemake_arguments_and_runs_nothing(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = cli(
+        "run", str(REPO / "config" / "emt.yaml"), "--dir", str(run_dir), "--dry-run", "--", "--quiet", "rules"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        "rule structures" not in result.stdout and "structures" in result.stdout
+    )  # --quiet rules: a job table
+    assert not (run_dir / "results").exists()
