@@ -146,7 +146,7 @@ def main() -> None:
     run_dir = _run_dir()
     st.set_page_config(page_title=f"MLIP-AutoPipe: {run_dir.name}", layout="wide")
     st.title(f"MLIP-AutoPipe run: {run_dir.name}")
-    st.caption(f"{run_dir} (read from the files; reload for the latest state)")
+    st.caption("Read from the run folder's files on every load: reload for the latest state.")
     _overview(run_dir)
     _learning(run_dir)
     _dataset(run_dir)
