@@ -56,8 +56,10 @@ sys.path.insert(0, str(REPO / "lib"))
 from mlip_autopipe import fit, variants  # noqa: E402
 from mlip_autopipe.config import load_config, load_yaml  # noqa: E402
 from mlip_autopipe.data import attach_labels, tag_structure  # noqa: E402
-from mlip_autopipe.structures import alloy_lattice_constant, random_alloy  # noqa: E402
+from mlip_autopipe.lattice import alloy_lattice_constant  # noqa: E402
+from mlip_autopipe.structures import random_alloy  # noqa: E402
 from mlip_autopipe.timing import tool_seconds_in  # noqa: E402
+from mlip_autopipe.training import train_potential  # noqa: E402
 
 PRESET = REPO / "config" / "emt.yaml"
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -245,23 +247,16 @@ def fit_and_score(
     test: Sequence[Atoms],
     folder: Path,
 ) -> dict[str, Any]:
-    """What the fit rule does with ``images`` (hold-out included), scored on ``test``."""
-    fit.check_training_set(images, elements)
-    train, _ = fit.split_train_test(images, settings["test_fraction"])
-    references = fit.reference_energies(train, elements)
-    start = time.perf_counter()
-    basis = fit.fit_linear(train, elements, settings, references)
-    seconds = time.perf_counter() - start
-    yaml_path, yace_path = folder / "potential.yaml", folder / "potential.yace"
-    fit.save_potential(basis, yaml_path, yace_path)
+    """What the fit rule does with ``images`` (its own recipe, hold-out included), scored on ``test``."""
+    fitted = train_potential(images, elements, {**settings, "mode": "linear"}, folder)
     md_force_calls = sum(float(atoms.info.get("md_force_calls", 0.0)) for atoms in images)
     return {
         "oracle_calls": len(images),
         "md_snapshots": sum(1 for atoms in images if atoms.info.get("origin") == "random_md"),
         "oracle_calls_with_aimd": int(round(len(images) + md_force_calls)),
         "atoms_labelled": int(sum(len(atoms) for atoms in images)),
-        "fit_s": round(seconds, 2),
-        **scores_on(yaml_path, test, references),
+        "fit_s": round(fitted.timings["fit_s"], 2),
+        **scores_on(fitted.yaml, test, fitted.references),
     }
 
 

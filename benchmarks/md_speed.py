@@ -21,6 +21,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,12 +34,16 @@ from ase import Atoms, units
 from ase.build import bulk
 from ase.io import write
 
-from mlip_autopipe import fit
-from mlip_autopipe.explore import load_calculator
-from mlip_autopipe.labelling import label_candidate
-from mlip_autopipe.lammps import built_plugin_dir, lammps_command
-from mlip_autopipe.oracles import EMTOracle
-from mlip_autopipe.structures import build_pool
+# this checkout's library, not another installed copy
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+
+from mlip_autopipe.config import section_defaults, with_defaults  # noqa: E402
+from mlip_autopipe.explore import load_calculator  # noqa: E402
+from mlip_autopipe.labelling import label_candidate  # noqa: E402
+from mlip_autopipe.lammps import built_plugin_dir, lammps_command  # noqa: E402
+from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
+from mlip_autopipe.structures import build_pool  # noqa: E402
+from mlip_autopipe.training import train_potential  # noqa: E402
 
 ELEMENTS = ["Cu", "Ni"]
 SIZES = {108: 3, 500: 5, 4000: 10}  # atoms: fcc conventional-cell repeats
@@ -46,31 +51,33 @@ SIZES = {108: 3, 500: 5, 4000: 10}  # atoms: fcc conventional-cell repeats
 
 def make_potential(folder: Path, functions_per_element: int) -> dict[str, Path]:
     """A linear ACE fit on EMT Cu-Ni with the schema's basis shape and this many functions."""
-    structures = {
-        "lattice": "fcc",
-        "lattice_constant": None,
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.25, "Ni": 0.75}],
-        "cells_per_composition": 3,
-        "strains": [-0.03, 0.03],
-        "rattle_amplitudes": [0.05, 0.1, 0.2],
-    }
-    data = [label_candidate(atoms, EMTOracle()) for atoms in build_pool(structures, seed=1)]
+    structures = section_defaults(
+        "structures",
+        {
+            "lattice": "fcc",
+            "supercell": [2, 2, 2],
+            "compositions": [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.25, "Ni": 0.75}],
+            "cells_per_composition": 3,
+            "strains": [-0.03, 0.03],
+            "shear_strains": [],
+            "rattle_amplitudes": [0.05, 0.1, 0.2],
+            "defects": {"vacancies": 0, "antisites": 0, "interstitials": 0},
+        },
+    )
+    emt = oracle_from_config(with_defaults({"oracle": {"kind": "emt"}}))
+    data = [label_candidate(atoms, emt) for atoms in build_pool(structures, seed=1)]
     settings = {
+        "mode": "linear",
         "cutoff": 5.0,
         "functions_per_element": functions_per_element,
         "nradmax_by_orders": [12, 4, 3, 2],
         "lmax_by_orders": [0, 3, 2, 1],
         "ridge_alpha": 1e-6,
         "energy_weight": 30.0,
+        "test_fraction": 0.0,
     }
-    references = fit.reference_energies(data, ELEMENTS)
-    basis = fit.fit_linear(data, ELEMENTS, settings, references)
-    folder.mkdir(parents=True, exist_ok=True)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
-    fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
-    asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
-    return {"yaml": folder / "p.yaml", "yace": folder / "p.yace", "asi": Path(asi)}
+    fitted = train_potential(data, ELEMENTS, section_defaults("fit", settings), folder)
+    return {"yaml": fitted.yaml, "yace": fitted.yace, "asi": fitted.asi}
 
 
 def random_alloy(repeat: int) -> Atoms:

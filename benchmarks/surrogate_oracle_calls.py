@@ -37,21 +37,30 @@ from ase.build import bulk
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from mlip_autopipe import fit  # noqa: E402
+from mlip_autopipe.config import section_defaults, with_defaults  # noqa: E402
 from mlip_autopipe.data import structure_uid  # noqa: E402
-from mlip_autopipe.distillation import distillation_set  # noqa: E402
-from mlip_autopipe.oracles import EMTOracle  # noqa: E402
+from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 from mlip_autopipe.prescreen import screen_candidates  # noqa: E402
-from mlip_autopipe.surrogates import CHGNetOracle  # noqa: E402
+from mlip_autopipe.training import train_potential  # noqa: E402
 
 ELEMENTS = ["Cu", "Ni"]
-FIT = {
-    "cutoff": 5.0,
-    "functions_per_element": 150,
-    "nradmax_by_orders": [10, 3, 2],
-    "lmax_by_orders": [0, 2, 1],
-    "ridge_alpha": 1e-6,
-    "energy_weight": 30.0,
-}
+FIT = section_defaults(
+    "fit",
+    {
+        "mode": "linear",
+        "cutoff": 5.0,
+        "functions_per_element": 150,
+        "nradmax_by_orders": [10, 3, 2],
+        "lmax_by_orders": [0, 2, 1],
+        "ridge_alpha": 1e-6,
+        "energy_weight": 30.0,
+        "test_fraction": 0.0,  # scored on a separate test set
+    },
+)
+#: Distillation weights: oracle labels 10, surrogate pool 1 (the schema's defaults).
+DISTILLATION = section_defaults(
+    "surrogate", {"distillation": {"oracle_weight": 10.0, "surrogate_weight": 1.0}}
+)["distillation"]
 RESULTS = Path(__file__).resolve().parent / "results" / "surrogate_oracle_calls.json"
 
 
@@ -74,10 +83,13 @@ def cell(rng: np.random.Generator, kind: str) -> Atoms:
     return atoms
 
 
-def fit_rmse(train: list[Atoms], test: list[Atoms], folder: Path, references: dict[str, float]) -> float:
-    basis = fit.fit_linear(train, ELEMENTS, FIT, references)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
-    return float(fit.evaluate(folder / "p.yaml", test, references)["force_rmse_ev_per_a"])
+def fit_rmse(train: list[Atoms], test: list[Atoms], folder: Path, pool: list[Atoms] | None = None) -> float:
+    """Test force RMSE of the pipeline's fit on oracle labels ``train`` (plus a distilled
+    surrogate ``pool``)."""
+    fitted = train_potential(
+        train, ELEMENTS, FIT, folder, surrogate_pool=pool, distillation=DISTILLATION if pool else None
+    )
+    return float(fit.evaluate(fitted.yaml, test, fitted.references)["force_rmse_ev_per_a"])
 
 
 def calls_for(target: float, calls: list[int], rmse: list[float]) -> float | None:
@@ -101,10 +113,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
 
-    emt = EMTOracle()
+    config = with_defaults(
+        {"oracle": {"kind": "emt"}, "surrogate": {"kind": "chgnet", "chgnet": {"model": "0.3.0"}}}
+    )
+    emt = oracle_from_config(config)
     rng = np.random.default_rng(2026)
     test = [emt.label(cell(rng, "good")) for _ in range(args.test)]
-    surrogate = CHGNetOracle("0.3.0", threads=1)
+    surrogate = oracle_from_config(config, section="surrogate", cores=1)
     runs: dict[str, dict[str, list[list[float]]]] = {"baseline": {}, "prescreen": {}, "distillation": {}}
     timing: dict[str, float] = {"screen_s": 0.0, "surrogate_labels_s": 0.0, "oracle_labels_s": 0.0}
     screen_counts = []
@@ -115,7 +130,7 @@ def main() -> None:
             for _ in range(args.pool)
         ]
         start = time.perf_counter()
-        kept, ledger = screen_candidates(pool, surrogate)
+        kept, ledger = screen_candidates(pool, surrogate, section_defaults("surrogate")["prescreen"])
         timing["screen_s"] += time.perf_counter() - start
         screen_counts.append(
             {row["check"]: sum(r["check"] == row["check"] for r in ledger) for row in ledger}
@@ -132,17 +147,8 @@ def main() -> None:
                 curve = []
                 for calls in args.calls:
                     train = [labels[atoms.info["uid"]] for atoms in order[:calls]]
-                    references = fit.reference_energies(train, ELEMENTS)
-                    if route == "distillation":
-                        train = distillation_set(
-                            train,
-                            surrogate_pool,
-                            references,
-                            ELEMENTS,
-                            oracle_weight=10.0,
-                            surrogate_weight=1.0,
-                        )
-                    curve.append(fit_rmse(train, test, folder, references))
+                    pool = surrogate_pool if route == "distillation" else None
+                    curve.append(fit_rmse(train, test, folder, pool))
                     print(
                         f"seed {seed} {route:12s} {calls:4d} calls: test force RMSE {curve[-1]:.4f} eV/A",
                         flush=True,

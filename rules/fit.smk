@@ -35,7 +35,6 @@ rule fit:
         fit=canonical(config["fit"]),
         distillation=canonical(config["surrogate"]["distillation"]),
         elements=config["elements"],
-        pacemaker_dir="results/gen_{gen}/fit/pacemaker",
     log:
         "logs/gen_{gen}/fit.log",
     # the linear fit is single-threaded (more BLAS threads only change its round-off)

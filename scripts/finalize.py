@@ -5,17 +5,18 @@ from common import start
 
 log = start(snakemake)
 
+from mlip_autopipe.contract import Status  # noqa: E402
 from mlip_autopipe.data import write_text_atomic  # noqa: E402
 
 decisions = []
 for path in snakemake.input.decisions:
     with open(path) as handle:
         decisions.append(json.load(handle))
-ledger_totals = {"ok": 0, "failed": 0}
+ledger_totals = {Status.OK: 0, Status.FAILED: 0}
 for path in snakemake.input.ledgers:
     with open(path) as handle:
         for entry in json.load(handle):
-            ledger_totals["ok" if entry["status"] == "ok" else "failed"] += 1
+            ledger_totals[Status.OK if entry["status"] == Status.OK else Status.FAILED] += 1
 with open(snakemake.input.metrics) as handle:
     metrics = json.load(handle)
 for key in ("yaml", "yace", "asi"):

@@ -4,7 +4,7 @@ from common import start
 
 log = start(snakemake)
 
-from mlip_autopipe import fit, report  # noqa: E402
+from mlip_autopipe import report  # noqa: E402
 from mlip_autopipe.data import read_structures  # noqa: E402
 
 
@@ -27,14 +27,8 @@ figures = {
         frames, runs, snakemake.params.gamma_lo, snakemake.params.gamma_hi
     ),
 }
-everything = [atoms for images in labelled for atoms in images]
-train, test = fit.split_train_test(everything, snakemake.params.test_fraction)
-references = metrics[-1]["reference_energies_ev"]
 figures["parity"] = report.plot_parity(
-    {
-        "train": fit.predict(snakemake.input.potential, train, references),
-        "test": fit.predict(snakemake.input.potential, test, references),
-    }
+    report.parity_by_split(snakemake.input.potential, labelled, snakemake.params.test_fraction, metrics[-1])
 )
 for name, figure in figures.items():
     figure.savefig(snakemake.output[name], dpi=120)

@@ -11,7 +11,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from mlip_autopipe.config import check_config, load_yaml, validate_schema
+from mlip_autopipe.config import check_config, load_yaml, section_defaults, validate_schema
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -30,6 +30,21 @@ def emt_config(schema: dict[str, Any]) -> dict[str, Any]:
     validate_schema(config, copy.deepcopy(schema))
     check_config(config)
     return config
+
+
+#: No variants and no defects: what a structures section gives when a test names only its cells.
+NO_VARIANTS: dict[str, Any] = {
+    "strains": [],
+    "shear_strains": [],
+    "rattle_amplitudes": [],
+    "defects": {"vacancies": 0, "antisites": 0, "interstitials": 0},
+}
+
+
+def structures_section(**values: Any) -> dict[str, Any]:
+    """A validated ``structures`` section: ``values``, no variants unless given, schema defaults
+    for everything else (the library takes validated sections; defaults live in the schema)."""
+    return section_defaults("structures", {**NO_VARIANTS, **values})
 
 
 @pytest.fixture
@@ -64,15 +79,14 @@ def emt_cuni_images() -> list[Atoms]:
     from mlip_autopipe.oracles import EMTOracle
     from mlip_autopipe.structures import build_pool
 
-    structures = {
-        "lattice": "fcc",
-        "lattice_constant": None,
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.75, "Ni": 0.25}],
-        "cells_per_composition": 2,
-        "strains": [-0.02, 0.02],
-        "rattle_amplitudes": [0.05, 0.1, 0.15],
-    }
+    structures = structures_section(
+        lattice="fcc",
+        supercell=[2, 2, 2],
+        compositions=[{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.75, "Ni": 0.25}],
+        cells_per_composition=2,
+        strains=[-0.02, 0.02],
+        rattle_amplitudes=[0.05, 0.1, 0.15],
+    )
     return [label_candidate(atoms, EMTOracle()) for atoms in build_pool(structures, seed=11)]
 
 
@@ -106,16 +120,18 @@ SMALL_FIT_SETTINGS = {
 }
 
 
-def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Path]:
-    """Fit SMALL_FIT_SETTINGS on labelled Cu-Ni ``data``; potential.yaml/.yace and active set."""
-    from mlip_autopipe import fit
+def small_fit_section(**values: Any) -> dict[str, Any]:
+    """The ``fit`` section of SMALL_FIT_SETTINGS (linear, nothing held out) with ``values``."""
+    return section_defaults("fit", {**SMALL_FIT_SETTINGS, "mode": "linear", "test_fraction": 0.0, **values})
 
-    references = fit.reference_energies(data, ["Cu", "Ni"])
-    basis = fit.fit_linear(data, ["Cu", "Ni"], SMALL_FIT_SETTINGS, references)
-    fit.save_potential(basis, folder / "p.yaml", folder / "p.yace")
-    fit.to_dataframe(data, references).to_pickle(folder / "d.pckl.gzip", compression="gzip")
-    asi = fit.compute_active_set(folder / "p.yaml", folder / "d.pckl.gzip", folder / "log")
-    return {"yaml": folder / "p.yaml", "yace": folder / "p.yace", "asi": Path(asi)}
+
+def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Path]:
+    """Fit SMALL_FIT_SETTINGS on labelled Cu-Ni ``data`` with the pipeline's own recipe;
+    potential.yaml/.yace and active set."""
+    from mlip_autopipe.training import train_potential
+
+    fitted = train_potential(data, ["Cu", "Ni"], small_fit_section(), folder)
+    return {"yaml": fitted.yaml, "yace": fitted.yace, "asi": fitted.asi}
 
 
 @pytest.fixture(scope="session")
@@ -126,15 +142,14 @@ def small_potential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from mlip_autopipe.oracles import EMTOracle
     from mlip_autopipe.structures import build_pool
 
-    structures = {
-        "lattice": "fcc",
-        "lattice_constant": None,
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}],
-        "cells_per_composition": 2,
-        "strains": [-0.02],
-        "rattle_amplitudes": [0.05],
-    }
+    structures = structures_section(
+        lattice="fcc",
+        supercell=[2, 2, 2],
+        compositions=[{"Cu": 0.5, "Ni": 0.5}],
+        cells_per_composition=2,
+        strains=[-0.02],
+        rattle_amplitudes=[0.05],
+    )
     pool = build_pool(structures, seed=5)
     data = [label_candidate(atoms, EMTOracle()) for atoms in pool]
     folder = tmp_path_factory.mktemp("small potential")  # a space in the path on purpose

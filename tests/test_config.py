@@ -11,8 +11,9 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import write
 
-from mlip_autopipe.config import check_config, validate_schema, vegard_reference_constant
+from mlip_autopipe.config import check_config, validate_schema
 from mlip_autopipe.errors import ConfigError
+from mlip_autopipe.lattice import vegard_reference_constant
 
 
 def checked(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

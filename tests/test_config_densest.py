@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from mlip_autopipe.config import check_config, densest_lattice_constant, validate_schema
+from mlip_autopipe.config import check_config, validate_schema
 from mlip_autopipe.embed import minimum_embedding_atoms
 from mlip_autopipe.errors import ConfigError
+from mlip_autopipe.lattice import densest_lattice_constant
 
 
 def grid_config(schema: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +48,6 @@ def test_cell_cap_that_only_the_grid_pure_element_exceeds_is_a_config_error(sche
     with pytest.raises(ConfigError) as raised:
         check_config(config)
     assert raised.value.key == "embed.max_atoms"
-    assert f"composition Ni1); the minimum is {at_nickel}" in str(raised.value)
+    assert f"composition Ni); the minimum is {at_nickel}" in str(raised.value)
     config["embed"]["max_atoms"] = at_nickel
     check_config(config)

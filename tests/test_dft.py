@@ -249,7 +249,7 @@ def test_mpi_placeholder_becomes_the_rules_launcher() -> None:
 
 
 def test_pseudopotential_links_are_named_per_element(schema: dict[str, Any], tmp_path: Path) -> None:
-    from mlip_autopipe.dft import link_pseudopotentials
+    from mlip_autopipe.oracles.qe import link_pseudopotentials
 
     default = resolve_settings(qe_config(schema, ["Si", "Ge"])["oracle"]["qe"], ["Si", "Ge"])
     library = {}
@@ -282,8 +282,8 @@ def test_folder_per_element_pseudopotentials_give_the_distinct_name_energy(
         library[element] = str(tmp_path / "library" / element / "pbe.UPF")
     distinct = qe_config(schema, ["Si", "Ge"], **TINY_QE)
     per_folder = qe_config(schema, ["Si", "Ge"], pseudopotentials=library, **TINY_QE)
-    expected = make_oracle(distinct["oracle"], ["Si", "Ge"]).label(sige_pair)
-    labelled = make_oracle(per_folder["oracle"], ["Si", "Ge"], work_dir=tmp_path / "run").label(sige_pair)
+    expected = oracle_from_config(distinct).label(sige_pair)
+    labelled = oracle_from_config(per_folder, work_dir=tmp_path / "run").label(sige_pair)
     assert labelled.get_potential_energy() == pytest.approx(expected.get_potential_energy(), abs=1e-6)
     np.testing.assert_allclose(labelled.get_forces(), expected.get_forces(), atol=1e-5)
     assert sorted(path.name for path in (tmp_path / "run/attempt_1/pseudo").iterdir()) == ["Ge.UPF", "Si.UPF"]
@@ -323,7 +323,7 @@ MAGNETIC_MOMENTS_QE_7_CONSTRAINED = """
     ],
 )
 def test_magnetic_moments_are_read_from_qe_6_7_and_qe_7_output(text: str, expected: list[float]) -> None:
-    from mlip_autopipe.dft import parse_magnetic_moments
+    from mlip_autopipe.oracles.qe import parse_magnetic_moments
 
     earlier = text.replace("0.6012", "9.9999").replace("2.0370", "9.9999")  # an earlier SCF step's block
     moments = parse_magnetic_moments(earlier + "\n iteration #  9\n" + text, 2)
@@ -333,7 +333,7 @@ def test_magnetic_moments_are_read_from_qe_6_7_and_qe_7_output(text: str, expect
 
 
 def test_default_recovery_ladder_keeps_the_hamiltonian(schema: dict[str, Any]) -> None:
-    from mlip_autopipe.dft import PHYSICS_RUNG_KEYS, RESULT_PRESERVING_RUNG_KEYS
+    from mlip_autopipe.oracles.qe import PHYSICS_RUNG_KEYS, RESULT_PRESERVING_RUNG_KEYS
 
     config = qe_config(schema, ["Si"])
     ladder = config["oracle"]["qe"]["recovery"]
@@ -351,12 +351,10 @@ def test_default_recovery_ladder_keeps_the_hamiltonian(schema: dict[str, Any]) -
 def test_result_preserving_rungs_reproduce_the_first_attempt_label(
     schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path
 ) -> None:
-    direct = make_oracle(qe_config(schema, ["Si", "Ge"], **TINY_QE)["oracle"], ["Si", "Ge"]).label(sige_pair)
+    direct = oracle_from_config(qe_config(schema, ["Si", "Ge"], **TINY_QE)).label(sige_pair)
     ladder = [{"diagonalization": "cg", "startingwfc": "random", "mixing_ndim": 12, "electron_maxstep": 100}]
     config = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder, **TINY_QE)
-    recovered = label_candidate(
-        sige_pair.copy(), make_oracle(config["oracle"], ["Si", "Ge"], work_dir=tmp_path)
-    )
+    recovered = label_candidate(sige_pair.copy(), oracle_from_config(config, work_dir=tmp_path))
     assert recovered.info["label_status"] == "ok" and recovered.info["recovery_rung"] == 1
     text = " ".join((tmp_path / "attempt_2/espresso.pwi").read_text().lower().split())
     for flag in ("diagonalization = 'cg'", "startingwfc = 'random'", "mixing_ndim = 12"):
@@ -372,7 +370,7 @@ def test_a_rung_that_changes_the_hamiltonian_needs_the_opt_in(
 ) -> None:
     ladder = [{"mixing_beta": 0.3}, {"degauss": 0.03, "electron_maxstep": 100}]
     strict = qe_config(schema, ["Si", "Ge"], electron_maxstep=2, recovery=ladder, **TINY_QE)
-    kept_out = label_candidate(sige_pair.copy(), make_oracle(strict["oracle"], ["Si", "Ge"]))
+    kept_out = label_candidate(sige_pair.copy(), oracle_from_config(strict))
     assert kept_out.info["label_status"] == "failed" and kept_out.info["label_failure"] == "scf_not_converged"
     assert "recovery_allow_physics_changes" in kept_out.info["label_reason"]
     assert kept_out.info["label_attempts"] == 2  # the degauss rung never ran
@@ -385,8 +383,8 @@ def test_a_rung_that_changes_the_hamiltonian_needs_the_opt_in(
         recovery_allow_physics_changes=True,
         **TINY_QE,
     )
-    oracle = make_oracle(opted_in["oracle"], ["Si", "Ge"])
-    assert oracle.settings_hash() != make_oracle(strict["oracle"], ["Si", "Ge"]).settings_hash()
+    oracle = oracle_from_config(opted_in)
+    assert oracle.settings_hash() != oracle_from_config(strict).settings_hash()
     smeared = label_candidate(sige_pair.copy(), oracle)
     assert smeared.info["label_status"] == "ok" and smeared.info["recovery_rung"] == 2
 
@@ -398,7 +396,7 @@ def test_a_rung_that_changes_the_hamiltonian_needs_the_opt_in(
 
 
 def test_pw_version_is_read_from_the_program_header() -> None:
-    from mlip_autopipe.dft import pw_version
+    from mlip_autopipe.oracles.qe import pw_version
 
     assert pw_version(["pw.x"]) == subprocess_version()
     # the launcher and its options are skipped; the placeholder too
@@ -414,7 +412,7 @@ def test_label_params_and_cache_key_follow_the_pw_and_ase_versions(
 
     import ase
 
-    from mlip_autopipe.dft import QEOracle, result_config
+    from mlip_autopipe.oracles.qe import QEOracle, result_config
 
     # another QE build: a pw.x whose header names another version
     other = tmp_path / "bin" / "pw.x"
@@ -451,7 +449,7 @@ def subprocess_version() -> str:
 
 @pytest.mark.slow
 def test_a_cache_hit_keeps_the_qe_version(schema: dict[str, Any], sige_pair: Atoms, tmp_path: Path) -> None:
-    oracle = make_oracle(qe_config(schema, ["Si", "Ge"], **TINY_QE)["oracle"], ["Si", "Ge"])
+    oracle = oracle_from_config(qe_config(schema, ["Si", "Ge"], **TINY_QE))
     fresh = label_candidate(sige_pair.copy(), oracle, cache_dir=tmp_path)
     again = label_candidate(sige_pair.copy(), oracle, cache_dir=tmp_path)
     assert not fresh.info["from_cache"] and again.info["from_cache"]

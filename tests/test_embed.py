@@ -13,7 +13,7 @@ from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
 from conftest import SMALL_FIT_SETTINGS
-from mlip_autopipe.config import check_config, densest_lattice_constant
+from mlip_autopipe.config import check_config
 from mlip_autopipe.data import read_structures, tag_structure, write_structures
 from mlip_autopipe.embed import (
     EmbeddingSettings,
@@ -23,6 +23,7 @@ from mlip_autopipe.embed import (
 )
 from mlip_autopipe.errors import ConfigError, EmbeddingError
 from mlip_autopipe.explore import load_calculator, run_langevin
+from mlip_autopipe.lattice import densest_lattice_constant
 from mlip_autopipe.structures import random_alloy
 
 SETTINGS = EmbeddingSettings(cutoff=5.0, buffer=1.0, max_atoms=100, min_distance=1.8)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import NONLINEAR_FIT_SETTINGS
+from conftest import NONLINEAR_FIT_SETTINGS, structures_section
 from mlip_autopipe import fit, nonlinear_fit
 from mlip_autopipe.errors import FitDiverged
 from mlip_autopipe.labelling import label_candidate
@@ -33,15 +33,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    structures = {
-        "lattice": "fcc",
-        "lattice_constant": None,
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}],
-        "cells_per_composition": 1,
-        "strains": [-0.02],
-        "rattle_amplitudes": [0.05],
-    }
+    structures = structures_section(
+        lattice="fcc",
+        supercell=[2, 2, 2],
+        compositions=[{"Cu": 0.5, "Ni": 0.5}],
+        cells_per_composition=1,
+        strains=[-0.02],
+        rattle_amplitudes=[0.05],
+    )
     images = [label_candidate(atoms, EMTOracle()) for atoms in build_pool(structures, seed=11)]
     return {"train": images, "references": fit.reference_energies(images, ELEMENTS)}
 

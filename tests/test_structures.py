@@ -12,15 +12,10 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import write
 
-from mlip_autopipe.config import IDEAL_C_OVER_A, all_compositions
+from conftest import structures_section
 from mlip_autopipe.data import write_structures
-from mlip_autopipe.structures import (
-    POOL_ORIGINS,
-    alloy_c_over_a,
-    alloy_lattice_constant,
-    build_pool,
-    pick_initial,
-)
+from mlip_autopipe.lattice import IDEAL_C_OVER_A, all_compositions, alloy_c_over_a, alloy_lattice_constant
+from mlip_autopipe.structures import POOL_ORIGINS, build_pool, pick_initial
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +88,9 @@ def test_vegard_lattice_constants() -> None:
 
 def test_hcp_and_bcc_sqs_cells() -> None:
     for lattice, composition in (("hcp", {"Mg": 0.5, "Zn": 0.5}), ("bcc", {"Cu": 0.5, "Ni": 0.5})):
-        structures = {
-            "lattice": lattice,
-            "supercell": [2, 2, 2],
-            "compositions": [composition],
-            "cells_per_composition": 1,
-        }
+        structures = structures_section(
+            lattice=lattice, supercell=[2, 2, 2], compositions=[composition], cells_per_composition=1
+        )
         (cell,) = build_pool(structures, seed=0)
         assert len(cell) == 16 and cell.info["origin"] == "sqs"
         assert cell.get_chemical_symbols().count(next(iter(composition))) == 8
@@ -108,7 +100,7 @@ def test_hcp_and_bcc_sqs_cells() -> None:
 
 
 def test_composition_grid_joins_the_explicit_list() -> None:
-    structures = {"compositions": [{"Cu": 0.5, "Ni": 0.5}], "composition_step": 0.25}
+    structures = structures_section(compositions=[{"Cu": 0.5, "Ni": 0.5}], composition_step=0.25)
     found = all_compositions(structures, ["Cu", "Ni"])
     assert found == [
         {"Cu": 0.5, "Ni": 0.5},
@@ -117,7 +109,7 @@ def test_composition_grid_joins_the_explicit_list() -> None:
         {"Cu": 0.25, "Ni": 0.75},
         {"Ni": 1.0},
     ]
-    ternary = all_compositions({"compositions": [], "composition_step": 0.5}, ["A", "B", "C"])
+    ternary = all_compositions(structures_section(compositions=[], composition_step=0.5), ["A", "B", "C"])
     assert len(ternary) == 6 and all(sum(c.values()) == pytest.approx(1.0) for c in ternary)
 
 
@@ -126,13 +118,13 @@ def test_user_structures_join_the_pool(tmp_path: Path) -> None:
     frames = [bulk("Ni", "fcc", a=3.5, cubic=True), bulk("Cu", "bcc", a=2.9, cubic=True)]
     write(tmp_path / "mine.extxyz", frames)
     write(tmp_path / "mine.cif", bulk("Ni", "fcc", a=3.52))
-    structures = {
-        "lattice": "fcc",
-        "supercell": [2, 2, 2],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}],
-        "cells_per_composition": 1,
-        "user_files": [str(tmp_path / name) for name in ("POSCAR", "mine.extxyz", "mine.cif")],
-    }
+    structures = structures_section(
+        lattice="fcc",
+        supercell=[2, 2, 2],
+        compositions=[{"Cu": 0.5, "Ni": 0.5}],
+        cells_per_composition=1,
+        user_files=[str(tmp_path / name) for name in ("POSCAR", "mine.extxyz", "mine.cif")],
+    )
     pool = build_pool(structures, seed=0, elements=["Cu", "Ni"])
     users = [a for a in pool if a.info["origin"] == "user"]
     assert [a.info["source_file"] for a in users] == ["POSCAR", "mine.extxyz", "mine.extxyz", "mine.cif"]
@@ -156,13 +148,13 @@ def test_a_lattice_file_gives_the_parent_sites(tmp_path: Path) -> None:
     # a rock-salt-like 8-site cell given by the user; its species are placeholders
     sites = bulk("NaCl", "rocksalt", a=4.0, cubic=True)
     write(tmp_path / "sites.cif", sites)
-    structures = {
-        "lattice": "fcc",
-        "lattice_file": str(tmp_path / "sites.cif"),
-        "supercell": [2, 2, 1],
-        "compositions": [{"Cu": 0.5, "Ni": 0.5}],
-        "cells_per_composition": 1,
-    }
+    structures = structures_section(
+        lattice="fcc",
+        lattice_file=str(tmp_path / "sites.cif"),
+        supercell=[2, 2, 1],
+        compositions=[{"Cu": 0.5, "Ni": 0.5}],
+        cells_per_composition=1,
+    )
     (cell,) = build_pool(structures, seed=0)
     assert len(cell) == 32 and sorted(set(cell.get_chemical_symbols())) == ["Cu", "Ni"]
     np.testing.assert_allclose(cell.cell.lengths(), [8.0, 8.0, 4.0])

@@ -13,7 +13,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from mace_training import train_mace
-from mlip_autopipe.config import check_config, with_defaults
+from mlip_autopipe.config import check_config, section_defaults, with_defaults
 from mlip_autopipe.distillation import align_energies, distillation_set
 from mlip_autopipe.errors import ConfigError
 from mlip_autopipe.fit import reference_energies
@@ -21,6 +21,9 @@ from mlip_autopipe.labelling import label_candidate
 from mlip_autopipe.oracles import EMTOracle, oracle_from_config
 from mlip_autopipe.oracles.surrogates import MACEOracle
 from mlip_autopipe.prescreen import screen_candidates
+
+#: The schema's pre-screen thresholds.
+SCREEN = section_defaults("surrogate")["prescreen"]
 
 
 def cuni_cell(seed: int, rattle: float, strain: float = 0.0) -> Atoms:
@@ -88,7 +91,7 @@ def test_mace_prescreen_rejects_close_pairs_duplicates_and_absurd_forces(mace_co
     candidates = [good, shifted, close, hot]
     for index, atoms in enumerate(candidates):
         atoms.info["uid"] = f"{index:016x}"
-    kept, ledger = screen_candidates(candidates, committee, {"max_force": 3.0, "min_distance": 1.5})
+    kept, ledger = screen_candidates(candidates, committee, {**SCREEN, "max_force": 3.0, "min_distance": 1.5})
     checks = {row["uid"]: row["check"] for row in ledger}
     assert [atoms.info["uid"] for atoms in kept] == [good.info["uid"]]
     assert checks[shifted.info["uid"]] == "duplicate"
@@ -101,7 +104,7 @@ def test_prescreen_rejects_absurd_energy_and_keeps_distinct_cells() -> None:
     # any oracle can screen: EMT here makes the energy scale exact
     distinct = [cuni_cell(seed, 0.05) for seed in range(6)]
     squeezed = cuni_cell(9, 0.0, strain=-0.22)  # ~4 eV/atom above equilibrium (EMT)
-    kept, ledger = screen_candidates(distinct + [squeezed], EMTOracle(), {"min_distance": 1.5})
+    kept, ledger = screen_candidates(distinct + [squeezed], EMTOracle(), {**SCREEN, "min_distance": 1.5})
     assert len(kept) == 6
     rejected = [row for row in ledger if row["status"] == "rejected"]
     assert [row["check"] for row in rejected] == ["surrogate_energy"]

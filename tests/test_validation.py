@@ -17,8 +17,12 @@ from ase.calculators.emt import EMT
 from scipy.optimize import minimize_scalar
 
 from mlip_autopipe import validation
+from mlip_autopipe.config import section_defaults
 from mlip_autopipe.errors import ValidationError
 from mlip_autopipe.oracles import EMTOracle
+
+#: The schema's phonon settings (with_oracle null: only for a cheap oracle).
+PHONONS = section_defaults("validation")["phonons"]
 
 
 @pytest.fixture
@@ -100,7 +104,11 @@ def test_stable_md_run_passes_and_a_close_contact_fails(small_potential: dict) -
 def test_default_materials_are_the_pure_elements_and_the_first_alloy(emt_config: dict) -> None:
     from mlip_autopipe.structures import build_pool
 
-    structures = dict(emt_config["structures"], cells_per_composition=1, sqs={"iterations": 1000})
+    structures = dict(
+        emt_config["structures"],
+        cells_per_composition=1,
+        sqs={**emt_config["structures"]["sqs"], "iterations": 1000},
+    )
     pool = build_pool(
         {**structures, "compositions": structures["compositions"][:1], "composition_step": None}, seed=1
     )
@@ -121,9 +129,9 @@ def test_comparison_is_relative_to_the_oracle() -> None:
 
 
 def test_phonons_with_the_oracle_only_when_cheap_unless_asked() -> None:
-    assert validation.phonons_with_oracle({"with_oracle": None}, "emt")
-    assert not validation.phonons_with_oracle({"with_oracle": None}, "qe")
-    assert validation.phonons_with_oracle({"with_oracle": True}, "qe")
+    assert validation.phonons_with_oracle(PHONONS, "emt")
+    assert not validation.phonons_with_oracle(PHONONS, "qe")
+    assert validation.phonons_with_oracle({**PHONONS, "with_oracle": True}, "qe")
 
 
 def test_a_failing_oracle_is_a_validation_error() -> None:

@@ -14,11 +14,11 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import write
 
-from conftest import SMALL_FIT_SETTINGS
-from mlip_autopipe import fit
+from conftest import small_fit_section
 from mlip_autopipe.config import with_defaults
 from mlip_autopipe.data import tag_structure, write_structures
 from mlip_autopipe.oracles import oracle_from_config
+from mlip_autopipe.training import train_potential
 from snakemake_cli import run_snakemake
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,16 +77,9 @@ def test_validate_rule_runs_pw_x_with_the_labelling_oracle(tmp_path: Path) -> No
     # the rule's inputs, made here from a few pw.x labels: a tiny fitted potential and the pool
     oracle = oracle_from_config(with_defaults(config), cores=1)
     data = [oracle.label(atoms) for atoms in training_cells()]
-    elements = config["elements"]
-    references = fit.reference_energies(data, elements)
     # energies weighted up: the fit must hold the E(V) curve whose minimum the scan brackets
-    settings = {**SMALL_FIT_SETTINGS, "functions_per_element": 15, "energy_weight": 1000.0}
-    basis = fit.fit_linear(data, elements, settings, references)
-    final = run_dir / "results" / "final"
-    fit.save_potential(basis, final / "potential.yaml", final / "potential.yace")
-    fit.to_dataframe(data, references).to_pickle(tmp_path / "data.pckl.gzip", compression="gzip")
-    asi = fit.compute_active_set(final / "potential.yaml", tmp_path / "data.pckl.gzip", tmp_path / "asi.log")
-    Path(asi).rename(final / "potential.asi")
+    settings = small_fit_section(functions_per_element=15, energy_weight=1000.0)
+    train_potential(data, config["elements"], settings, run_dir / "results" / "final")
     write_structures(run_dir / "results" / "structures" / "pool.extxyz", data)
 
     result = run_snakemake(

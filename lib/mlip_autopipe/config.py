@@ -13,25 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ase import Atoms
-from ase.data import atomic_numbers, reference_states
+from ase.data import atomic_numbers
 
 from mlip_autopipe.errors import ConfigError
-
-#: Largest allowed deviation of a composition's sum from 1.
-COMPOSITION_TOLERANCE = 1e-6
+from mlip_autopipe.lattice import (
+    ATOMS_PER_CONVENTIONAL_CELL,
+    COMPOSITION_TOLERANCE,
+    NEAREST_NEIGHBOUR_FACTOR,
+    all_compositions,
+    composition_name,
+    densest_lattice_constant,
+    parent_lattice,
+    vegard_reference_constant,
+)
 
 #: Elements ASE's EMT calculator has parameters for.
 EMT_ELEMENTS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"})
-
-#: Atoms in the conventional cell of each supported parent lattice (hcp: the hexagonal cell).
-ATOMS_PER_CONVENTIONAL_CELL = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8, "hcp": 2}
-
-#: Lattices with a cubic conventional cell.
-CUBIC_LATTICES = frozenset({"fcc", "bcc", "sc", "diamond"})
-
-#: c/a of ideally packed hcp, used for elements whose reference state is not hcp.
-IDEAL_C_OVER_A = (8.0 / 3.0) ** 0.5
 
 
 #: The schema of this checkout (the user manual of the configuration: every default lives there).
@@ -117,7 +114,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         # Pseudopotentials found and read, cutoffs resolved, pw.x on PATH: before any job.
         from mlip_autopipe.oracles.qe import resolve_settings
 
-        resolve_settings(oracle.get("qe") or {}, elements)
+        resolve_settings(oracle["qe"], elements)
     if oracle["kind"] == "emt":
         missing = [element for element in elements if element not in EMT_ELEMENTS]
         if missing:
@@ -160,40 +157,8 @@ def _check_surrogates(config: Mapping[str, Any]) -> None:
         check_model_files(surrogate["mace"]["model_paths"], "surrogate.mace.model_paths")
 
 
-#: Nearest-neighbour distance over the cubic lattice constant, per parent lattice.
-NEAREST_NEIGHBOUR_FACTOR = {"fcc": 2**-0.5, "bcc": 3**0.5 / 2, "sc": 1.0, "diamond": 3**0.5 / 4}
-
 #: embed.min_distance must stay below this fraction of the nearest-neighbour distance.
 MIN_DISTANCE_FRACTION = 0.8
-
-
-def densest_lattice_constant(
-    structures: Mapping[str, Any], elements: Sequence[str] | None = None
-) -> tuple[float, dict[str, float]] | None:
-    """The smallest cubic lattice constant over the compositions, and that composition.
-
-    With ``elements`` the grid of ``structures.composition_step`` counts too (its pure
-    elements are often the densest crystals); None when there is no composition at all.
-    """
-    compositions = (
-        all_compositions(structures, elements) if elements is not None else list(structures["compositions"])
-    )
-    best: tuple[float, dict[str, float]] | None = None
-    for composition in compositions:
-        a = structures.get("lattice_constant")
-        if a is None:
-            a = sum(
-                fraction * (vegard_reference_constant(element, structures["lattice"]) or 0.0)
-                for element, fraction in composition.items()
-            )
-        if best is None or float(a) < best[0]:
-            best = (float(a), dict(composition))
-    return best
-
-
-def composition_label(composition: Mapping[str, float]) -> str:
-    """A composition as text, e.g. ``Cu0.25 Ni0.75``."""
-    return " ".join(f"{element}{fraction:g}" for element, fraction in composition.items())
 
 
 def _check_embedding(config: Mapping[str, Any]) -> None:
@@ -206,7 +171,7 @@ def _check_embedding(config: Mapping[str, Any]) -> None:
     if densest is None:  # user files only: their cells are checked as they are
         return
     a, composition = densest
-    where = f"composition {composition_label(composition)}"
+    where = f"composition {composition_name(composition, ' ')}"
     neighbour = NEAREST_NEIGHBOUR_FACTOR[lattice] * a
     if embed["min_distance"] >= MIN_DISTANCE_FRACTION * neighbour:
         raise ConfigError(
@@ -235,13 +200,6 @@ def _check_composition(key: str, composition: Mapping[str, float], elements: lis
         raise ConfigError(key, f"fractions sum to {total:.8g}, not 1")
 
 
-def parent_lattice(structures: Mapping[str, Any]) -> Atoms:
-    """The first structure of ``structures.lattice_file``, checked (its species are ignored)."""
-    from mlip_autopipe.user_structures import read_user_structures
-
-    return read_user_structures(structures["lattice_file"], None, "structures.lattice_file")[0]
-
-
 def _check_supercell_fits(composition: Mapping[str, float], structures: Mapping[str, Any]) -> None:
     if structures.get("lattice_file"):
         n_atoms = len(parent_lattice(structures))
@@ -252,49 +210,12 @@ def _check_supercell_fits(composition: Mapping[str, float], structures: Mapping[
     for element, fraction in composition.items():
         count = fraction * n_atoms
         if abs(count - round(count)) > COMPOSITION_TOLERANCE * n_atoms or (fraction > 0 and count < 0.5):
-            label = composition_label(composition)
+            label = composition_name(composition, " ")
             raise ConfigError(
                 "structures.supercell",
                 f"{n_atoms} atoms cannot hold composition {label} exactly "
                 f"({element}: {fraction:g} x {n_atoms} = {count:.3g} atoms); use a larger or other supercell",
             )
-
-
-def all_compositions(structures: Mapping[str, Any], elements: Sequence[str]) -> list[dict[str, float]]:
-    """The explicit compositions, then those of the grid (``composition_step``), without repeats.
-
-    The grid covers the whole composition simplex of ``elements`` in steps of
-    ``composition_step`` (pure elements included); zero fractions are dropped.
-    """
-    found: list[dict[str, float]] = []
-    seen: set[tuple[tuple[str, float], ...]] = set()
-
-    def add(composition: Mapping[str, float]) -> None:
-        cleaned = {element: float(value) for element, value in composition.items() if value > 0}
-        key = tuple(sorted((element, round(value, 9)) for element, value in cleaned.items()))
-        if key not in seen:
-            seen.add(key)
-            found.append(cleaned)
-
-    for composition in structures["compositions"]:
-        add(composition)
-    step = structures.get("composition_step")
-    if step:
-        n_steps = int(round(1.0 / step))
-        if abs(n_steps * step - 1.0) > COMPOSITION_TOLERANCE:
-            raise ConfigError("structures.composition_step", f"1 / {step:g} is not a whole number of steps")
-        for parts in _partitions(n_steps, len(elements)):
-            add({element: part / n_steps for element, part in zip(elements, parts, strict=True)})
-    return found
-
-
-def _partitions(total: int, n_parts: int) -> list[tuple[int, ...]]:
-    """All ways of writing ``total`` as an ordered sum of ``n_parts`` non-negative integers."""
-    if n_parts == 1:
-        return [(total,)]
-    return [
-        (first, *rest) for first in range(total, -1, -1) for rest in _partitions(total - first, n_parts - 1)
-    ]
 
 
 def _elements_in(compositions: Sequence[Mapping[str, float]]) -> list[str]:
@@ -306,39 +227,6 @@ def _check_user_files(structures: Mapping[str, Any], elements: Sequence[str]) ->
 
     for index, path in enumerate(structures.get("user_files", [])):
         read_user_structures(path, elements, f"structures.user_files[{index}]")
-
-
-def vegard_reference_constant(element: str, lattice: str) -> float | None:
-    """ASE's reference lattice constant ``a`` of ``element`` in ``lattice``, or None.
-
-    An element whose reference state has a cubic lattice is converted to any other lattice
-    at equal volume per atom (so bcc Fe gives an fcc constant, fcc Cu an ideal hcp one);
-    an hcp reference serves hcp only, and other references give None.
-    """
-    state: dict[str, Any] = reference_states[atomic_numbers[element]] or {}
-    if "a" not in state:
-        return None
-    a = float(state["a"])
-    symmetry = str(state.get("symmetry"))
-    if symmetry == lattice:
-        return a
-    if symmetry not in CUBIC_LATTICES:
-        return None
-    volume_per_atom = a**3 / ATOMS_PER_CONVENTIONAL_CELL[symmetry]
-    if lattice in CUBIC_LATTICES:
-        return float((volume_per_atom * ATOMS_PER_CONVENTIONAL_CELL[lattice]) ** (1 / 3))
-    if lattice == "hcp":
-        # two atoms in a hexagonal cell of volume sqrt(3)/2 a^2 c
-        return float((2 * volume_per_atom / (3**0.5 / 2 * IDEAL_C_OVER_A)) ** (1 / 3))
-    return None
-
-
-def vegard_reference_c_over_a(element: str) -> float:
-    """ASE's reference hcp c/a of ``element``, or the ideal value when its reference is not hcp."""
-    state: dict[str, Any] = reference_states[atomic_numbers[element]] or {}
-    if state.get("symmetry") == "hcp" and "c/a" in state:
-        return float(state["c/a"])
-    return IDEAL_C_OVER_A
 
 
 def load_config(path: str | os.PathLike[str], schema_path: str | os.PathLike[str]) -> dict[str, Any]:

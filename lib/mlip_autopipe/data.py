@@ -1,7 +1,8 @@
-"""The data contract: extended XYZ files, content-hash uids, labels and metadata.
+"""Structures on disk: extended XYZ files, content-hash uids, labels and provenance tags.
 
-``atoms.info`` keys: ``uid`` (content hash), ``generation``, ``origin``, ``parent_uid``.
-Labels travel through ASE's ``SinglePointCalculator`` so ``ase.io.read`` returns them.
+``atoms.info`` keys set here: ``uid`` (content hash), ``generation``, ``origin``, ``parent_uid``;
+every metadata key of the pipeline is listed in :mod:`mlip_autopipe.contract`. Labels travel
+through ASE's ``SinglePointCalculator`` so ``ase.io.read`` returns them.
 """
 
 from __future__ import annotations

@@ -10,12 +10,15 @@ foundation model's absolute energies differ from the oracle's by a per-element c
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 from ase import Atoms
 
-from mlip_autopipe.data import attach_labels, has_labels
+from mlip_autopipe.contract import ENERGY_WEIGHT, FORCE_WEIGHT, energy_weight, force_weights
+from mlip_autopipe.data import attach_labels, has_labels, structure_uid
+from mlip_autopipe.errors import LabellingError
+from mlip_autopipe.oracles.base import Oracle
 
 
 def align_energies(
@@ -46,9 +49,8 @@ def align_energies(
 def _weighted(atoms: Atoms, weight: float, source: str) -> Atoms:
     weighted = atoms.copy()
     weighted.calc = atoms.calc
-    weighted.info["energy_weight"] = weight * float(atoms.info.get("energy_weight", 1.0))
-    force_weight = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float)
-    weighted.arrays["force_weight"] = weight * force_weight
+    weighted.info[ENERGY_WEIGHT] = weight * energy_weight(atoms)
+    weighted.arrays[FORCE_WEIGHT] = weight * force_weights(atoms)
     weighted.info["label_source"] = source
     return weighted
 
@@ -91,3 +93,24 @@ def pick_pool(structures: Sequence[Atoms], max_structures: int, seed: int) -> li
         return unique
     picked = np.sort(np.random.default_rng(seed).choice(len(unique), size=max_structures, replace=False))
     return [unique[index] for index in picked]
+
+
+def surrogate_pool(
+    structures: Sequence[Atoms],
+    surrogate: Oracle,
+    max_structures: int,
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> list[Atoms]:
+    """The distillation pool: up to ``max_structures`` unique ``structures`` (:func:`pick_pool`)
+    labelled by ``surrogate``; a structure it cannot label is left out (and logged)."""
+    for atoms in structures:
+        atoms.info.setdefault("uid", structure_uid(atoms))
+    labelled = []
+    for atoms in pick_pool(structures, max_structures, seed):
+        try:
+            labelled.append(surrogate.label(atoms))
+        except LabellingError as error:
+            log(f"{atoms.info['uid']}: not labelled by {surrogate.name} ({error})")
+    log(f"{surrogate.name} labelled {len(labelled)} of {len(structures)} pool structures")
+    return labelled

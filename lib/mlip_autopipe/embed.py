@@ -29,6 +29,7 @@ import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
+from mlip_autopipe.contract import Status
 from mlip_autopipe.data import tag_structure
 from mlip_autopipe.errors import EmbeddingError
 
@@ -218,12 +219,12 @@ def embed_selection(
             try:
                 candidate = embed_environment(frame, core, settings)
             except EmbeddingError as error:
-                report.append(dict(row, path="embed", status="failed", reason=str(error)))
+                report.append(dict(row, path="embed", status=Status.FAILED, reason=str(error)))
                 continue
             tag_structure(candidate, generation=generation, origin="embed", parent_uid=frame.info.get("uid"))
             candidate.info.update(core_atom=core, core_gamma=core_gamma(frame, core))
             row.update(path="embed", exact_atoms=int(candidate.arrays["force_weight"].sum()))
-        row.update(uid=candidate.info["uid"], n_candidate_atoms=len(candidate), status="ok", reason="")
+        row.update(uid=candidate.info["uid"], n_candidate_atoms=len(candidate), status=Status.OK, reason="")
         report.append(row)
         if candidate.info["uid"] not in seen:
             seen.add(candidate.info["uid"])

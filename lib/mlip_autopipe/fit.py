@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from mlip_autopipe.contract import energy_weight as structure_energy_weight
+from mlip_autopipe.contract import force_weights
 from mlip_autopipe.data import has_labels, structure_uid
 from mlip_autopipe.errors import FitError, ToolNotFoundError
 from mlip_autopipe.tools import find_tool
@@ -38,12 +40,8 @@ def check_training_set(images: Sequence[Atoms], elements: Sequence[str]) -> None
             raise FitError(f"structure {uid} has NaN or infinite energy/forces")
     if not any(has_energy_weight(atoms) for atoms in images):
         raise FitError("no structure has a nonzero energy_weight: energies cannot be fitted")
-    if not any(np.any(_force_weights(atoms) > 0) for atoms in images):
+    if not any(np.any(force_weights(atoms) > 0) for atoms in images):
         raise FitError("no atom has a nonzero force_weight: forces cannot be fitted")
-
-
-def _force_weights(atoms: Atoms) -> np.ndarray:
-    return np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float)
 
 
 def is_test_structure(atoms: Atoms, test_fraction: float) -> bool:
@@ -63,7 +61,7 @@ def split_train_test(images: Sequence[Atoms], test_fraction: float) -> tuple[lis
 
 def has_energy_weight(atoms: Atoms) -> bool:
     """False for structures whose total energy is not used (embedded cells: energy_weight 0)."""
-    return float(atoms.info.get("energy_weight", 1.0)) > 0
+    return structure_energy_weight(atoms) > 0
 
 
 def reference_energies(images: Sequence[Atoms], elements: Sequence[str]) -> dict[str, float]:
@@ -84,24 +82,40 @@ def corrected_energy(atoms: Atoms, references: Mapping[str, float]) -> float:
     return float(atoms.get_potential_energy() - sum(references[s] for s in atoms.get_chemical_symbols()))
 
 
-def basis_configuration(elements: Sequence[str], fit: Mapping[str, Any]) -> Any:
-    """A pacemaker ``BBasisConfiguration`` for a linear-embedding ACE basis."""
-    from pyace import create_multispecies_basis_config
+#: Radial basis and cutoff smoothing of every fit, linear and nonlinear.
+RADIAL_BASIS = {"radbase": "SBessel", "radparameters": [5.25], "dcut": 0.01}
 
-    potential_config = {
+#: Finnis-Sinclair parameters of a linear embedding, F(rho) = rho: what a linear fit's
+#: coefficients multiply directly.
+LINEAR_FS_PARAMETERS = [1.0, 1.0]
+
+#: ZBL core constants pacemaker's ``repulsion: auto`` uses, for an explicit inner radius.
+ZBL_CORE = {"delta_in": 0.1, "core-repulsion": [1.0, 1.0], "inner_cutoff_type": "zbl"}
+ZBL_EMBEDDING_CUT = {"rho_core_cut": 1.0, "drho_core_cut": 1.0}
+
+
+def potential_settings(elements: Sequence[str], fit: Mapping[str, Any], *, linear: bool) -> dict[str, Any]:
+    """The ``potential`` mapping of a pacemaker basis, the one builder of both fit modes.
+
+    Both use the ``fit`` section's cutoff and function counts; a ``linear`` basis has a linear
+    embedding and no ZBL core, a nonlinear one the section's ``fs_parameters`` and, when
+    ``fit.repulsion`` is a number, a ZBL core inside that radius (``auto`` is set on the fit).
+    """
+    fs_parameters = LINEAR_FS_PARAMETERS if linear else [float(value) for value in fit["fs_parameters"]]
+    embedding: dict[str, Any] = {
+        "npot": "FinnisSinclairShiftedScaled",
+        "fs_parameters": list(fs_parameters),
+        "ndensity": len(fs_parameters) // 2,
+    }
+    bond: dict[str, Any] = {**RADIAL_BASIS, "rcut": float(fit["cutoff"])}
+    if not linear and fit["repulsion"] not in ("auto", "none"):
+        bond.update(ZBL_CORE, r_in=float(fit["repulsion"]))
+        embedding.update(ZBL_EMBEDDING_CUT)
+    return {
         "deltaSplineBins": 0.001,
         "elements": list(elements),
-        "embeddings": {
-            "ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}
-        },
-        "bonds": {
-            "ALL": {
-                "radbase": "SBessel",
-                "radparameters": [5.25],
-                "rcut": float(fit["cutoff"]),
-                "dcut": 0.01,
-            }
-        },
+        "embeddings": {"ALL": embedding},
+        "bonds": {"ALL": bond},
         "functions": {
             "number_of_functions_per_element": int(fit["functions_per_element"]),
             "ALL": {
@@ -110,7 +124,13 @@ def basis_configuration(elements: Sequence[str], fit: Mapping[str, Any]) -> Any:
             },
         },
     }
-    return create_multispecies_basis_config(potential_config)
+
+
+def basis_configuration(elements: Sequence[str], fit: Mapping[str, Any]) -> Any:
+    """A pacemaker ``BBasisConfiguration`` for a linear-embedding ACE basis."""
+    from pyace import create_multispecies_basis_config
+
+    return create_multispecies_basis_config(potential_settings(elements, fit, linear=True))
 
 
 def to_dataframe(images: Sequence[Atoms], references: Mapping[str, float]) -> Any:
@@ -129,8 +149,8 @@ def to_dataframe(images: Sequence[Atoms], references: Mapping[str, float]) -> An
                 "energy_corrected": corrected_energy(atoms, references),
                 "forces": np.asarray(atoms.get_forces()),
                 "NUMBER_OF_ATOMS": len(atoms),
-                "w_energy": float(atoms.info.get("energy_weight", 1.0)),
-                "w_forces": np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float),
+                "w_energy": structure_energy_weight(atoms),
+                "w_forces": force_weights(atoms),
             }
         )
     return pd.DataFrame(rows)
@@ -138,11 +158,8 @@ def to_dataframe(images: Sequence[Atoms], references: Mapping[str, float]) -> An
 
 def row_weights(images: Sequence[Atoms], energy_weight: float) -> np.ndarray:
     """Sample weights of the linear design matrix: energy rows first, then 3 rows per atom."""
-    energy_rows = [energy_weight * float(atoms.info.get("energy_weight", 1.0)) for atoms in images]
-    force_rows = [
-        np.repeat(np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), float), 3)
-        for atoms in images
-    ]
+    energy_rows = [energy_weight * structure_energy_weight(atoms) for atoms in images]
+    force_rows = [np.repeat(force_weights(atoms), 3) for atoms in images]
     return np.concatenate([np.asarray(energy_rows), *force_rows])
 
 
@@ -267,7 +284,7 @@ def predict(
         if has_energy_weight(atoms):
             energies[0].append(corrected_energy(atoms, references) / len(atoms))
             energies[1].append(work.get_potential_energy() / len(atoms))
-        weights = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), float) > 0
+        weights = force_weights(atoms) > 0
         forces[0].append(atoms.get_forces()[weights].ravel())
         forces[1].append(work.get_forces()[weights].ravel())
     concat = lambda arrays: np.concatenate(arrays) if arrays else np.zeros(0)  # noqa: E731

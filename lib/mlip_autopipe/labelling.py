@@ -1,8 +1,9 @@
 """Labelling one candidate with an oracle, a label cache, and the per-generation ledger.
 
 Every candidate yields exactly one output structure whose ``info`` says how labelling went
-(``label_status`` ok|failed, ``label_reason``, ``label_failure`` category, ``label_attempts``
-oracle runs, ``label_history`` JSON list of attempts), so nothing is ever silently dropped.
+(``label_status`` a :class:`~mlip_autopipe.contract.Status`, ``label_reason``, ``label_failure``
+category, ``label_attempts`` oracle runs, ``label_history`` JSON list of attempts), so nothing
+is ever silently dropped. The keys are described in :mod:`mlip_autopipe.contract`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import Any
 
 from ase import Atoms
 
+from mlip_autopipe.contract import Status
 from mlip_autopipe.data import has_labels, read_structures, structure_uid, write_structures
 from mlip_autopipe.errors import LabellingError, StructureError
 from mlip_autopipe.oracles import Oracle
 
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
 #: Never an empty reason: ASE's extxyz writer stores "" bare, which garbles the next key.
 REASON_LABELLED = "labelled"
 #: Info keys an oracle sets on a label that describe how it was obtained (kept in the cache):
@@ -75,7 +75,7 @@ def label_candidate(
         if cached is not None:
             # The outcome of the run that made the label; only from_cache tells the two apart.
             cached.info.update(
-                label_status=STATUS_OK,
+                label_status=Status.OK.value,
                 label_reason=REASON_LABELLED,
                 oracle=oracle.name,
                 oracle_settings=settings,
@@ -87,7 +87,7 @@ def label_candidate(
     except LabellingError as error:
         failed = candidate.copy()
         failed.info.update(
-            label_status=STATUS_FAILED,
+            label_status=Status.FAILED.value,
             label_reason=str(error),
             label_failure=error.category,
             label_attempts=max(1, len(error.history)),
@@ -98,7 +98,7 @@ def label_candidate(
         )
         return failed
     labelled.info.update(
-        label_status=STATUS_OK,
+        label_status=Status.OK.value,
         label_reason=REASON_LABELLED,
         oracle=oracle.name,
         oracle_settings=settings,
@@ -116,9 +116,9 @@ def ledger_entry(atoms: Atoms) -> dict[str, Any]:
         "uid": info.get("uid"),
         "origin": info.get("origin"),
         "parent_uid": info.get("parent_uid"),
-        "status": info.get("label_status", STATUS_FAILED),
+        "status": info.get("label_status", Status.FAILED),
         "reason": info.get("label_reason", "no label status recorded"),
-        "failure": info.get("label_failure") if info.get("label_status") != STATUS_OK else None,
+        "failure": info.get("label_failure") if info.get("label_status") != Status.OK else None,
         "attempts": int(info.get("label_attempts", 1)),
         "recovery_rung": _recovery_rung(info),
         "history": _history(info),
@@ -131,7 +131,7 @@ def ledger_entry(atoms: Atoms) -> dict[str, Any]:
 def _recovery_rung(info: dict[str, Any]) -> int | None:
     """The ladder rung that produced an ok label (0: the first attempt); None for a failure or an
     oracle without a ladder."""
-    if info.get("label_status") != STATUS_OK or info.get("recovery_rung") is None:
+    if info.get("label_status") != Status.OK or info.get("recovery_rung") is None:
         return None
     return int(info["recovery_rung"])
 
@@ -151,9 +151,9 @@ def gather_labels(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Atoms],
     for path in sorted(str(p) for p in paths):
         for atoms in read_structures(path):
             entry = ledger_entry(atoms)
-            if entry["status"] == STATUS_OK and not has_labels(atoms):
-                entry.update(status=STATUS_FAILED, reason=f"'{path}' has no energy/forces")
+            if entry["status"] == Status.OK and not has_labels(atoms):
+                entry.update(status=Status.FAILED, reason=f"'{path}' has no energy/forces")
             ledger.append(entry)
-            if entry["status"] == STATUS_OK:
+            if entry["status"] == Status.OK:
                 labelled.append(atoms)
     return labelled, ledger

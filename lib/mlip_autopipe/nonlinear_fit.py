@@ -19,15 +19,9 @@ import numpy as np
 import yaml
 from ase import Atoms
 
+from mlip_autopipe.contract import Status
 from mlip_autopipe.errors import FitDiverged, FitError
-from mlip_autopipe.fit import pacemaker_tool, to_dataframe
-
-#: Radial basis and cutoff smoothing shared with the linear mode.
-RADIAL_BASIS = {"radbase": "SBessel", "radparameters": [5.25], "dcut": 0.01}
-
-#: ZBL core constants pacemaker's ``repulsion: auto`` uses, for an explicit inner radius.
-ZBL_CORE = {"delta_in": 0.1, "core-repulsion": [1.0, 1.0], "inner_cutoff_type": "zbl"}
-ZBL_EMBEDDING_CUT = {"rho_core_cut": 1.0, "drho_core_cut": 1.0}
+from mlip_autopipe.fit import pacemaker_tool, potential_settings, to_dataframe
 
 #: Distance (Angstrom) within which closest pairs are searched for a warm start's ZBL core.
 ZBL_SEARCH_RADIUS = 4.0
@@ -54,13 +48,6 @@ def pacemaker_input(
             fit starts from (warm start); the basis settings of ``fit`` are then not used.
         seed: seed of pacemaker's random initial coefficients.
     """
-    fs_parameters = [float(value) for value in fit["fs_parameters"]]
-    embedding: dict[str, Any] = {
-        "npot": "FinnisSinclairShiftedScaled",
-        "fs_parameters": fs_parameters,
-        "ndensity": len(fs_parameters) // 2,
-    }
-    bond: dict[str, Any] = {**RADIAL_BASIS, "rcut": float(fit["cutoff"])}
     fit_section: dict[str, Any] = {
         "loss": {
             "kappa": float(fit["loss_kappa"]),
@@ -71,25 +58,9 @@ def pacemaker_input(
         "optimizer": "BFGS",
         "maxiter": int(maxiter),
     }
-    repulsion = fit["repulsion"]
-    if repulsion == "auto":
+    if fit["repulsion"] == "auto":
         fit_section["repulsion"] = "auto"
-    elif repulsion != "none":
-        bond.update(ZBL_CORE, r_in=float(repulsion))
-        embedding.update(ZBL_EMBEDDING_CUT)
-    potential: dict[str, Any] = {
-        "deltaSplineBins": 0.001,
-        "elements": list(elements),
-        "embeddings": {"ALL": embedding},
-        "bonds": {"ALL": bond},
-        "functions": {
-            "number_of_functions_per_element": int(fit["functions_per_element"]),
-            "ALL": {
-                "nradmax_by_orders": list(fit["nradmax_by_orders"]),
-                "lmax_by_orders": list(fit["lmax_by_orders"]),
-            },
-        },
-    }
+    potential = potential_settings(elements, fit, linear=False)
     return {
         "cutoff": float(fit["cutoff"]),
         "seed": int(seed),
@@ -286,7 +257,7 @@ def fit_failure_record(generation: int, error: FitError, workdir: str | os.PathL
     and the loss history pacemaker had written."""
     return {
         "generation": generation,
-        "status": "failed",
+        "status": Status.FAILED,
         "category": "fit_diverged" if isinstance(error, FitDiverged) else "fit_failed",
         "reason": error.reason if isinstance(error, FitDiverged) else str(error),
         "message": str(error),

@@ -19,21 +19,12 @@ import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
+from mlip_autopipe.contract import energy_weight, force_weights
 from mlip_autopipe.errors import LabellingError
 from mlip_autopipe.oracles import Oracle
 
 KEPT = "kept"
 REJECTED = "rejected"
-
-#: Screening thresholds when the config leaves them out (the schema's defaults).
-DEFAULT_SCREEN = {
-    "min_distance": 1.5,
-    "max_force": 20.0,
-    "max_relative_energy": 1.0,
-    "duplicate_energy_tolerance": 0.001,
-    "duplicate_force_tolerance": 0.02,
-    "confident_force_std": 0.1,
-}
 
 
 def shortest_distance(atoms: Atoms, cutoff: float) -> tuple[float, int, int]:
@@ -48,7 +39,7 @@ def shortest_distance(atoms: Atoms, cutoff: float) -> tuple[float, int, int]:
 
 def _weighted_forces(atoms: Atoms) -> np.ndarray:
     forces = atoms.get_forces()
-    weights = np.asarray(atoms.arrays.get("force_weight", np.ones(len(atoms))), dtype=float)
+    weights = force_weights(atoms)
     return forces[weights > 0] if np.any(weights > 0) else forces
 
 
@@ -101,14 +92,13 @@ def _is_duplicate(atoms: Atoms, other: Atoms, settings: Mapping[str, Any]) -> tu
 
 
 def screen_candidates(
-    candidates: Sequence[Atoms], surrogate: Oracle, settings: Mapping[str, Any] | None = None
+    candidates: Sequence[Atoms], surrogate: Oracle, settings: Mapping[str, Any]
 ) -> tuple[list[Atoms], list[dict[str, Any]]]:
     """Split ``candidates`` into those worth an oracle call and a ledger row for every candidate.
 
     The kept structures are the candidates themselves (unlabelled), with the surrogate's spread
     (``surrogate_force_std``, ``surrogate_energy_std``) added to ``info`` where it evaluated them.
     """
-    settings = {**DEFAULT_SCREEN, **(settings or {})}
     rows: list[dict[str, Any]] = []
     verdicts: list[tuple[str, str]] = []
     evaluated: list[Atoms | None] = []
@@ -180,7 +170,7 @@ def _screen_energies(
     judged = [
         index
         for index, labelled in enumerate(evaluated)
-        if labelled is not None and float(candidates[index].info.get("energy_weight", 1.0)) > 0
+        if labelled is not None and energy_weight(candidates[index]) > 0
     ]
     if not judged:
         return

@@ -6,6 +6,7 @@ matplotlib Figure, so the report rule only reads files and saves figures.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from mlip_autopipe.contract import Status  # noqa: E402
 
 
 def plot_rmse_per_generation(metrics: Sequence[Mapping[str, Any]]) -> Figure:
@@ -95,9 +98,11 @@ def plot_labelling_by_generation(ledgers: Sequence[Sequence[Mapping[str, Any]]])
     """Oracle outcomes per generation: labelled, reused from cache, failed."""
     figure, axis = plt.subplots(figsize=(6, 3.6))
     x = np.arange(len(ledgers))
-    fresh = np.array([sum(e["status"] == "ok" and not e.get("from_cache") for e in g) for g in ledgers])
-    cached = np.array([sum(e["status"] == "ok" and bool(e.get("from_cache")) for e in g) for g in ledgers])
-    failed = np.array([sum(e["status"] != "ok" for e in g) for g in ledgers])
+    fresh = np.array([sum(e["status"] == Status.OK and not e.get("from_cache") for e in g) for g in ledgers])
+    cached = np.array(
+        [sum(e["status"] == Status.OK and bool(e.get("from_cache")) for e in g) for g in ledgers]
+    )
+    failed = np.array([sum(e["status"] != Status.OK for e in g) for g in ledgers])
     axis.bar(x, fresh, label="labelled")
     axis.bar(x, cached, bottom=fresh, label="from cache")
     axis.bar(x, failed, bottom=fresh + cached, label="failed")
@@ -129,3 +134,22 @@ def plot_parity(parity: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]
         axis.legend()
     figure.tight_layout()
     return figure
+
+
+def parity_by_split(
+    potential_yaml: str | os.PathLike[str],
+    labelled: Sequence[Sequence[Atoms]],
+    test_fraction: float,
+    metrics: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Parity data (oracle vs potential) of every generation's labels, split into the fit's
+    train and test parts (by uid hash), on the reference energies of ``metrics``."""
+    from mlip_autopipe import fit
+
+    everything = [atoms for images in labelled for atoms in images]
+    train, test = fit.split_train_test(everything, test_fraction)
+    references = metrics["reference_energies_ev"]
+    return {
+        "train": fit.predict(potential_yaml, train, references),
+        "test": fit.predict(potential_yaml, test, references),
+    }

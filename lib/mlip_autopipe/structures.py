@@ -15,44 +15,23 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk
 
 from mlip_autopipe import variants
-from mlip_autopipe.config import (
-    IDEAL_C_OVER_A,
-    all_compositions,
-    composition_label,
-    parent_lattice,
-    vegard_reference_c_over_a,
-    vegard_reference_constant,
-)
 from mlip_autopipe.data import tag_structure
 from mlip_autopipe.diversity import farthest_point_sampling, soap_descriptors
 from mlip_autopipe.errors import ConfigError, StructureError
+from mlip_autopipe.lattice import (
+    all_compositions,
+    composition_name,
+    lattice_parameters,
+    lattice_template,
+    parent_lattice,
+)
 from mlip_autopipe.sqs import check_setup, generate_sqs
 from mlip_autopipe.user_structures import read_user_structures
 
-#: SQS search settings when the config gives none.
-DEFAULT_SQS = {"iterations": 100000, "pair_shells": 3, "triplet_shells": 2}
-
 #: Every ``origin`` a pool structure can have.
 POOL_ORIGINS = ("sqs", "strain", "shear", "rattle", "vacancy", "antisite", "interstitial", "user")
-
-
-def alloy_lattice_constant(composition: Mapping[str, float], lattice: str) -> float:
-    """Vegard's law: the fraction-weighted mean of the elements' reference constants."""
-    total = 0.0
-    for element, fraction in composition.items():
-        reference = vegard_reference_constant(element, lattice)
-        if reference is None:
-            raise ConfigError("structures.lattice_constant", f"no {lattice} reference for {element}")
-        total += fraction * reference
-    return total
-
-
-def alloy_c_over_a(composition: Mapping[str, float]) -> float:
-    """Vegard's law on hcp c/a: reference values of hcp elements, the ideal one for others."""
-    return float(sum(fraction * vegard_reference_c_over_a(el) for el, fraction in composition.items()))
 
 
 def element_counts(composition: Mapping[str, float], n_atoms: int) -> dict[str, int]:
@@ -61,22 +40,6 @@ def element_counts(composition: Mapping[str, float], n_atoms: int) -> dict[str, 
     if sum(counts.values()) != n_atoms:
         raise ConfigError("structures.supercell", f"composition does not fill {n_atoms} atoms")
     return counts
-
-
-def lattice_template(
-    lattice: str,
-    lattice_constant: float,
-    supercell: Sequence[int],
-    c_over_a: float | None = None,
-    symbol: str = "Cu",
-) -> Atoms:
-    """The parent lattice of ``symbol`` atoms: conventional cubic cell (hexagonal for hcp), repeated."""
-    if lattice == "hcp":
-        ratio = c_over_a if c_over_a is not None else IDEAL_C_OVER_A
-        cell = bulk(symbol, "hcp", a=lattice_constant, c=ratio * lattice_constant)
-    else:
-        cell = bulk(symbol, lattice, a=lattice_constant, cubic=True)
-    return cell.repeat(tuple(int(n) for n in supercell))
 
 
 def random_alloy(
@@ -100,7 +63,7 @@ def sqs_template(
     """The supercell an SQS of ``composition`` decorates, its lattice name, a and c/a (or None)."""
     a: float | None = None
     c_over_a = None
-    if structures.get("lattice_file"):
+    if structures["lattice_file"]:
         # the file's cell and sites as they are: no Vegard scaling
         lattice = f"file:{os.path.basename(structures['lattice_file'])}"
         sites = parent_lattice(structures)
@@ -108,9 +71,7 @@ def sqs_template(
         template = sites.repeat(tuple(int(n) for n in structures["supercell"]))
     else:
         lattice = structures["lattice"]
-        a = structures.get("lattice_constant") or alloy_lattice_constant(composition, lattice)
-        if lattice == "hcp":
-            c_over_a = structures.get("c_over_a") or alloy_c_over_a(composition)
+        a, c_over_a = lattice_parameters(composition, structures)
         template = lattice_template(lattice, a, structures["supercell"], c_over_a, next(iter(composition)))
     return template, lattice, a, c_over_a
 
@@ -121,7 +82,7 @@ def check_sqs_setups(structures: Mapping[str, Any], elements: Sequence[str]) -> 
     Raises:
         ConfigError: naming ``structures.supercell`` when a cell is too small for the shells.
     """
-    settings = {**DEFAULT_SQS, **structures.get("sqs", {})}
+    settings = structures["sqs"]
     for composition in all_compositions(structures, elements):
         template = sqs_template(composition, structures)[0]
         try:
@@ -129,7 +90,7 @@ def check_sqs_setups(structures: Mapping[str, Any], elements: Sequence[str]) -> 
         except StructureError as error:
             raise ConfigError(
                 "structures.supercell",
-                f"the {len(template)}-site SQS cell of {composition_label(composition)} is too small for "
+                f"the {len(template)}-site SQS cell of {composition_name(composition, ' ')} is too small for "
                 f"structures.sqs.pair_shells = {settings['pair_shells']} ({error}); "
                 "use a larger supercell or fewer shells",
             ) from error
@@ -142,7 +103,7 @@ def sqs_cells(
 ) -> list[Atoms]:
     """The SQS parent cells of one composition, tagged ``origin: sqs``."""
     template, lattice, a, c_over_a = sqs_template(composition, structures)
-    settings = {**DEFAULT_SQS, **structures.get("sqs", {})}
+    settings = structures["sqs"]
     cells = generate_sqs(
         template,
         element_counts(composition, len(template)),
@@ -166,21 +127,21 @@ def derived_variants(
     parent: Atoms, structures: Mapping[str, Any], rng: np.random.Generator
 ) -> Iterator[tuple[str, Atoms]]:
     """(origin, structure) of every configured variant of ``parent``."""
-    for strain in structures.get("strains", []):
+    for strain in structures["strains"]:
         yield "strain", variants.strained(parent, strain)
-    for shear in structures.get("shear_strains", []):
+    for shear in structures["shear_strains"]:
         yield "shear", variants.sheared(parent, shear)
-    for amplitude in structures.get("rattle_amplitudes", []):
+    for amplitude in structures["rattle_amplitudes"]:
         yield "rattle", variants.rattled(parent, amplitude, rng)
-    defects = structures.get("defects", {})
-    for site in variants.pick_sites(len(parent), defects.get("vacancies", 0), rng):
+    defects = structures["defects"]
+    for site in variants.pick_sites(len(parent), defects["vacancies"], rng):
         yield "vacancy", variants.with_vacancy(parent, site)
-    for _ in range(defects.get("antisites", 0)):
+    for _ in range(defects["antisites"]):
         exchanged = variants.with_antisite(parent, rng)
         if exchanged is not None:
             yield "antisite", exchanged
     elements = sorted(set(parent.get_chemical_symbols()))
-    for _ in range(defects.get("interstitials", 0)):
+    for _ in range(defects["interstitials"]):
         element = elements[int(rng.integers(len(elements)))]
         yield "interstitial", variants.with_interstitial(parent, element, rng)
 
@@ -191,7 +152,7 @@ def build_pool(
     """All generation-0 candidates: SQS cells with their variants, then user structures.
 
     Args:
-        structures: the ``structures`` config section (keys missing here take no variants).
+        structures: the validated ``structures`` config section (schema defaults filled in).
         seed: the run's seed; SQS search and variants derive their own streams from it.
         elements: the run's elements (for the composition grid and user files); by default
             those of the explicit compositions.
@@ -207,7 +168,7 @@ def build_pool(
                 pool.append(
                     tag_structure(variant, generation=0, origin=origin, parent_uid=parent.info["uid"])
                 )
-    for index, path in enumerate(structures.get("user_files", [])):
+    for index, path in enumerate(structures["user_files"]):
         for atoms in read_user_structures(path, elements, f"structures.user_files[{index}]"):
             pool.append(tag_structure(atoms, generation=0, origin="user"))
     return pool

@@ -30,17 +30,15 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-from mlip_autopipe.config import parent_lattice
 from mlip_autopipe.data import attach_labels
 from mlip_autopipe.errors import LabellingError, ValidationError
 from mlip_autopipe.explore import langevin_md
+from mlip_autopipe.lattice import CUBIC_LATTICES, composition_name, element_cell, parent_lattice
 from mlip_autopipe.oracles import Oracle
 
 #: Labels one structure: returns a copy carrying energy, forces and Voigt stress (eV/A^3).
 Labeller = Callable[[Atoms], Atoms]
 
-#: Lattices whose elastic tensor is reported as cubic averages C11, C12, C44.
-CUBIC_LATTICES = frozenset({"fcc", "bcc", "sc", "diamond"})
 
 #: Oracles cheap enough to compute phonons with when ``phonons.with_oracle`` is null.
 CHEAP_ORACLES = frozenset({"emt"})
@@ -64,17 +62,10 @@ class Material:
         self.is_element = len(self.composition) == 1
 
 
-def composition_name(composition: Mapping[str, float]) -> str:
-    """``Cu`` for a pure element, ``Cu0.5Ni0.5`` for an alloy (elements in the given order)."""
-    if len(composition) == 1:
-        return next(iter(composition))
-    return "".join(f"{element}{fraction:g}" for element, fraction in composition.items())
-
-
 def default_compositions(elements: Sequence[str], structures: Mapping[str, Any]) -> list[dict[str, float]]:
     """Every pure element, then the first configured composition if it is an alloy."""
     found = [{element: 1.0} for element in elements]
-    if structures.get("compositions"):
+    if structures["compositions"]:
         first = {el: float(x) for el, x in structures["compositions"][0].items() if x > 0}
         if len(first) > 1:
             found.append(first)
@@ -91,28 +82,6 @@ def _same_composition(atoms: Atoms, composition: Mapping[str, float]) -> bool:
     )
 
 
-def element_cell(element: str, structures: Mapping[str, Any]) -> tuple[Atoms, str, float]:
-    """The parent lattice's smallest cell filled with ``element``: (cell, lattice, lattice constant).
-
-    Cubic lattices give the conventional cubic cell, hcp the 2-atom hexagonal cell, both at
-    ASE's reference lattice constant; ``lattice_file`` gives the file's cell as it is.
-    """
-    from ase.build import bulk
-
-    from mlip_autopipe.structures import alloy_c_over_a, alloy_lattice_constant
-
-    if structures.get("lattice_file"):
-        cell = parent_lattice(structures)
-        cell.set_chemical_symbols([element] * len(cell))
-        return cell, "file", float(cell.cell.lengths()[0])
-    lattice = structures["lattice"]
-    a = structures.get("lattice_constant") or alloy_lattice_constant({element: 1.0}, lattice)
-    if lattice == "hcp":
-        c_over_a = structures.get("c_over_a") or alloy_c_over_a({element: 1.0})
-        return bulk(element, "hcp", a=a, c=c_over_a * a), lattice, float(a)
-    return bulk(element, lattice, a=a, cubic=True), lattice, float(a)
-
-
 def alloy_cell(
     composition: Mapping[str, float], structures: Mapping[str, Any], pool: Sequence[Atoms], seed: int
 ) -> tuple[Atoms, str, float]:
@@ -124,7 +93,7 @@ def alloy_cell(
         from mlip_autopipe.structures import sqs_cells
 
         atoms = sqs_cells(composition, {**structures, "cells_per_composition": 1}, (seed, 999))[0]
-    lattice = str(atoms.info.get("lattice", structures.get("lattice")))
+    lattice = str(atoms.info.get("lattice", structures["lattice"]))
     if "lattice_constant" in atoms.info:
         a = float(atoms.info["lattice_constant"])
     else:  # a lattice file: its own first cell length
@@ -141,7 +110,7 @@ def validation_materials(
     seed: int,
 ) -> list[Material]:
     """The materials of ``validation.compositions`` (null: pure elements + first alloy)."""
-    compositions = validation.get("compositions") or default_compositions(elements, structures)
+    compositions = validation["compositions"] or default_compositions(elements, structures)
     materials = []
     for composition in compositions:
         cleaned = {el: float(x) for el, x in composition.items() if x > 0}
@@ -442,7 +411,7 @@ def md_stability(
 
 def phonons_with_oracle(phonons: Mapping[str, Any], oracle_kind: str) -> bool:
     """``phonons.with_oracle``, where null means: only for a cheap oracle (EMT)."""
-    setting = phonons.get("with_oracle")
+    setting = phonons["with_oracle"]
     return oracle_kind in CHEAP_ORACLES if setting is None else bool(setting)
 
 
@@ -491,7 +460,7 @@ def validate_phonons(
     for name, label in methods.items():
         cell = scaled_to_volume(material.atoms, equilibrium_volumes[name])
         per_method[name] = phonon_dispersion(
-            cell, label, phonons["supercell"], phonons.get("path"), phonons["points"], phonons["displacement"]
+            cell, label, phonons["supercell"], phonons["path"], phonons["points"], phonons["displacement"]
         )
     result: dict[str, Any] = {"methods": per_method}
     if "oracle" in per_method:
@@ -538,3 +507,64 @@ def validate(
             }
             results["phonons"][material.name] = validate_phonons(material, phonon_methods, volumes, phonons)
     return results
+
+
+#: Units of the numbers in validation.json.
+UNITS = {"a0": "A", "v0": "A^3/atom", "B0": "GPa", "C": "GPa", "frequency": "THz", "energy": "eV/atom"}
+
+
+def validate_potential(
+    materials: Sequence[Material],
+    potential_yaml: str | os.PathLike[str],
+    active_set: str | os.PathLike[str],
+    oracle: Oracle,
+    validation: Mapping[str, Any],
+    explore: Mapping[str, Any],
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
+    """The whole validation of a potential against ``oracle`` (the validated ``validation`` and
+    ``explore`` sections): EOS, elastic constants, phonons, then the MD stability run at
+    ``md.temperature_factor`` times the hottest exploration temperature. Returns the summary
+    that validation.json holds (units, oracle and its settings hash, per-material results, md).
+    """
+    from mlip_autopipe.explore import load_calculator
+
+    results = validate(
+        materials,
+        potential_labeller(potential_yaml),
+        oracle_labeller(oracle),
+        validation,
+        phonon_oracle=phonons_with_oracle(validation["phonons"], oracle.name),
+        log=log,
+    )
+    md = None
+    if validation["md"]["enabled"]:
+        start_material = md_material(materials)
+        temperature = validation["md"]["temperature_factor"] * max(explore["temperatures"])
+        log(f"MD stability run of {start_material.name} at {temperature:.0f} K")
+        md = md_stability(
+            start_material.atoms,
+            load_calculator(potential_yaml, active_set),
+            temperature=temperature,
+            steps=validation["md"]["steps"],
+            timestep_fs=explore["timestep_fs"],
+            friction=explore["friction"],
+            check_interval=validation["md"]["check_interval"],
+            min_distance=validation["md"]["min_distance"],
+            seed=seed,
+        )
+        md["material"] = start_material.name
+        log(f"MD: {md['reason']}")
+    for name, material in results["materials"].items():
+        errors = {
+            key: round(value["relative_error"], 4) for key, value in material.get("comparison", {}).items()
+        }
+        log(f"{name}: {errors}")
+    return {
+        "oracle": oracle.name,
+        "oracle_settings_hash": oracle.settings_hash(),
+        "units": UNITS,
+        **results,
+        "md": md,
+    }

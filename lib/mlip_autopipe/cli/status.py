@@ -14,6 +14,8 @@ from typing import Any
 
 from ase.io import iread
 
+from mlip_autopipe.contract import Status
+
 
 @dataclass
 class GenerationStatus:
@@ -53,7 +55,7 @@ def _label_outcomes(folder: Path, uids: set[str] | None) -> tuple[int, int]:
             atoms = next(iread(path))
         except Exception:  # a label file that cannot be read yet counts as pending
             continue
-        if atoms.info.get("label_status", "ok") == "ok":
+        if atoms.info.get("label_status", Status.OK) == Status.OK:
             ok += 1
         else:
             failed += 1
@@ -68,7 +70,7 @@ def generation_status(folder: Path) -> GenerationStatus:
     status.candidates = None if uids is None else len(uids)
     ledger = _read_json(folder / "ledger.json")
     if isinstance(ledger, list):
-        status.labelled = sum(entry["status"] == "ok" for entry in ledger)
+        status.labelled = sum(entry["status"] == Status.OK for entry in ledger)
         status.failed = len(ledger) - status.labelled
         status.candidates = status.candidates if status.candidates is not None else len(ledger)
     else:

@@ -35,6 +35,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 from ase.io import read, write
 
+from mlip_autopipe.contract import Status
 from mlip_autopipe.data import attach_labels
 from mlip_autopipe.errors import ConfigError, LabellingError, ToolNotFoundError
 from mlip_autopipe.oracles.base import hash_settings
@@ -177,12 +178,12 @@ def result_config(oracle_config: Mapping[str, Any]) -> dict[str, Any]:
     oracles' sections are left out as well."""
     config: dict[str, Any] = {"kind": oracle_config["kind"]}
     if oracle_config["kind"] in ("mace", "chgnet"):
-        config[oracle_config["kind"]] = dict(oracle_config.get(oracle_config["kind"]) or {})
+        config[oracle_config["kind"]] = dict(oracle_config[oracle_config["kind"]])
     if oracle_config["kind"] == "qe":
-        qe = oracle_config.get("qe") or {}
+        qe = oracle_config["qe"]
         config["qe"] = {key: value for key, value in qe.items() if key not in EXECUTION_KEYS}
         # which build runs, not how: another pw.x (or ASE writing its input) relabels
-        config["qe"]["pw_version"] = pw_version(command_tokens(qe.get("command", "pw.x")))
+        config["qe"]["pw_version"] = pw_version(command_tokens(qe["command"]))
         config["qe"]["ase_version"] = ase.__version__
     return config
 
@@ -317,7 +318,7 @@ def read_pseudopotential(element: str, path: Path) -> Pseudopotential:
 def _resolve_pseudopotentials(
     qe: Mapping[str, Any], elements: Sequence[str], pseudo_dir: Path
 ) -> dict[str, Pseudopotential]:
-    chosen: Mapping[str, str] = qe.get("pseudopotentials") or {}
+    chosen: Mapping[str, str] = qe["pseudopotentials"] or {}
     for element in chosen:
         if element not in atomic_numbers or element == "X":
             raise ConfigError(f"oracle.qe.pseudopotentials.{element}", "is not a chemical element symbol")
@@ -338,13 +339,13 @@ def _resolve_pseudopotentials(
 
 def _resolve_cutoffs(qe: Mapping[str, Any], pseudos: Mapping[str, Pseudopotential]) -> tuple[float, float]:
     """ecutwfc/ecutrho (Ry): config, else per-element table, else pseudo headers; max over elements."""
-    table: Mapping[str, Mapping[str, float]] = qe.get("element_cutoffs") or {}
+    table: Mapping[str, Mapping[str, float]] = qe["element_cutoffs"] or {}
     for element, cutoffs in table.items():
         for name, value in cutoffs.items():
             if value <= 0:
                 key = f"oracle.qe.element_cutoffs.{element}.{name}"
                 raise ConfigError(key, f"must be positive, not {value}")
-    ecutwfc = qe.get("ecutwfc")
+    ecutwfc = qe["ecutwfc"]
     if ecutwfc is None:
         values: list[float] = []
         for element, pseudo in pseudos.items():
@@ -357,11 +358,11 @@ def _resolve_cutoffs(qe: Mapping[str, Any], pseudos: Mapping[str, Pseudopotentia
                 )
             values.append(suggested)
         ecutwfc = max(values)
-    ecutrho = qe.get("ecutrho")
+    ecutrho = qe["ecutrho"]
     if ecutrho is None:
         hard = any(pseudo.kind in ("US", "PAW") for pseudo in pseudos.values())
         ecutrho = (DUAL_ULTRASOFT_OR_PAW if hard else DUAL_NORM_CONSERVING) * ecutwfc
-        if qe.get("ecutwfc") is None:
+        if qe["ecutwfc"] is None:
             # cutoffs from the table or the headers: take their density cutoffs as well
             density_cutoffs = [
                 table.get(element, {}).get("ecutrho") or pseudo.suggested_ecutrho
@@ -384,15 +385,15 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
         ConfigError: naming the key (missing pseudo, unknown element, bad cutoff, ...).
     """
     for key in ("ecutwfc", "ecutrho", "kspacing", "degauss", "walltime_s", "mixing_beta"):
-        value = qe.get(key)
+        value = qe[key]
         if value is not None and value <= 0:
             raise ConfigError(f"oracle.qe.{key}", f"must be positive, not {value}")
-    tokens = expand_mpi(command_tokens(qe.get("command", "pw.x")), qe.get("mpi"))
+    tokens = expand_mpi(command_tokens(qe["command"]), qe.get("mpi"))
     try:
         find_tool(tokens[0])
     except ToolNotFoundError as error:
         raise ConfigError("oracle.qe.command", f"{error} (run `make setup`)") from error
-    if qe.get("pseudo_dir"):
+    if qe["pseudo_dir"]:
         pseudo_dir = Path(os.path.expanduser(str(qe["pseudo_dir"])))
         if not pseudo_dir.is_dir():
             raise ConfigError("oracle.qe.pseudo_dir", f"'{pseudo_dir}' is not a directory")
@@ -404,28 +405,28 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
     pseudos = _resolve_pseudopotentials(qe, elements, pseudo_dir)
     ecutwfc, ecutrho = _resolve_cutoffs(qe, pseudos)
     moments = dict(DEFAULT_MAGNETIC_MOMENTS)
-    moments.update(qe.get("starting_magnetic_moments") or {})
+    moments.update(qe["starting_magnetic_moments"] or {})
     return QESettings(
         pw_version=pw_version(tokens),
         command=tokens,
-        cores=int(qe.get("cores", 1)),
-        walltime_s=float(qe.get("walltime_s", 3600.0)),
+        cores=int(qe["cores"]),
+        walltime_s=float(qe["walltime_s"]),
         pseudo_dir=pseudo_dir,
         pseudopotentials=pseudos,
         ecutwfc=ecutwfc,
         ecutrho=ecutrho,
-        kspacing=float(qe.get("kspacing", 0.25)),
-        occupations=str(qe.get("occupations", "smearing")),
-        smearing=str(qe.get("smearing", "mv")),
-        degauss=float(qe.get("degauss", 0.01)),
-        spin_polarised=str(qe.get("spin_polarised", "auto")),
+        kspacing=float(qe["kspacing"]),
+        occupations=str(qe["occupations"]),
+        smearing=str(qe["smearing"]),
+        degauss=float(qe["degauss"]),
+        spin_polarised=str(qe["spin_polarised"]),
         magnetic_moments={k: float(v) for k, v in moments.items() if k in pseudos},
-        conv_thr_per_atom=float(qe.get("conv_thr_per_atom", 1e-9)),
-        mixing_beta=float(qe.get("mixing_beta", 0.7)),
-        mixing_mode=str(qe.get("mixing_mode", "plain")),
-        electron_maxstep=int(qe.get("electron_maxstep", 100)),
-        recovery=tuple(dict(rung) for rung in qe.get("recovery", [])),
-        recovery_allow_physics_changes=bool(qe.get("recovery_allow_physics_changes", False)),
+        conv_thr_per_atom=float(qe["conv_thr_per_atom"]),
+        mixing_beta=float(qe["mixing_beta"]),
+        mixing_mode=str(qe["mixing_mode"]),
+        electron_maxstep=int(qe["electron_maxstep"]),
+        recovery=tuple(dict(rung) for rung in qe["recovery"]),
+        recovery_allow_physics_changes=bool(qe["recovery_allow_physics_changes"]),
     )
 
 
@@ -800,7 +801,7 @@ class QEOracle:
                 {
                     "attempt": attempt,
                     "changes": dict(rung),
-                    "status": "ok" if labelled is not None else category,
+                    "status": Status.OK if labelled is not None else category,
                     "reason": reason,
                     "seconds": round(run.seconds, 2) if run is not None else 0.0,
                 }

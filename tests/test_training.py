@@ -1,0 +1,74 @@
+"""The fit recipe of one generation (train_potential): what the fit rule, tests and benchmarks run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from ase import Atoms
+
+from conftest import small_fit_section
+from mlip_autopipe import fit, nonlinear_fit
+from mlip_autopipe.config import section_defaults
+from mlip_autopipe.errors import FitError
+from mlip_autopipe.training import FAILURE, WarmStart, train_potential
+
+
+def test_linear_fit_writes_potential_active_set_and_honest_metrics(
+    emt_cuni_images: list[Atoms], tmp_path: Path
+) -> None:
+    (tmp_path / FAILURE).write_text("{}")  # an earlier failed fit in this folder
+    result = train_potential(emt_cuni_images, ["Cu", "Ni"], small_fit_section(test_fraction=0.25), tmp_path)
+    assert all(path.is_file() for path in (result.yaml, result.yace, result.asi))
+    assert not (tmp_path / FAILURE).exists()
+    assert json.loads((tmp_path / "metrics.json").read_text()) == result.metrics
+    train, test = fit.split_train_test(emt_cuni_images, 0.25)
+    assert test and [a.info["uid"] for a in result.test] == [a.info["uid"] for a in test]
+    assert result.metrics["train"]["n_structures"] == len(train)
+    assert result.metrics["test"]["n_structures"] == len(test)
+    assert result.references == pytest.approx(fit.reference_energies(train, ["Cu", "Ni"]))
+    assert result.metrics["test"]["force_rmse_ev_per_a"] < 0.2
+
+
+def test_a_warm_start_keeps_the_previous_reference_energies(
+    emt_cuni_images: list[Atoms], tmp_path: Path
+) -> None:
+    first = train_potential(emt_cuni_images, ["Cu", "Ni"], small_fit_section(), tmp_path / "gen_000")
+    shifted = {element: value + 0.5 for element, value in first.references.items()}
+    metrics = tmp_path / "gen_000" / "metrics.json"
+    metrics.write_text(json.dumps({**first.metrics, "reference_energies_ev": shifted}))
+    warm = WarmStart.from_fit(first.yaml, metrics)
+    second = train_potential(
+        emt_cuni_images, ["Cu", "Ni"], small_fit_section(), tmp_path / "gen_001", warm_start=warm
+    )
+    assert second.references == shifted and second.metrics["reference_energies_ev"] == shifted
+
+
+def test_distillation_adds_the_surrogate_pool_to_the_fit_not_to_the_metrics(
+    emt_cuni_images: list[Atoms], tmp_path: Path
+) -> None:
+    oracle, pool = emt_cuni_images[:12], emt_cuni_images[12:]
+    distillation = section_defaults("surrogate")["distillation"]
+    result = train_potential(
+        oracle, ["Cu", "Ni"], small_fit_section(), tmp_path, surrogate_pool=pool, distillation=distillation
+    )
+    frame = pd.read_pickle(tmp_path / "training.pckl.gzip", compression="gzip")
+    assert len(frame) == len(oracle) + len(pool)
+    weights = sorted([distillation["surrogate_weight"], distillation["oracle_weight"]])
+    assert sorted(set(np.round(frame["w_energy"], 6))) == pytest.approx(weights)
+    assert result.metrics["train"]["n_structures"] == len(oracle)
+
+
+def test_a_failed_nonlinear_fit_is_ledgered_and_raised(
+    emt_cuni_images: list[Atoms], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nonlinear_fit, "pacemaker_tool", lambda name: "false")  # exits 1 at once
+    settings = section_defaults("fit", {"mode": "nonlinear", "functions_per_element": 8, "maxiter": 2})
+    with pytest.raises(FitError, match="pacemaker failed"):
+        train_potential(emt_cuni_images, ["Cu", "Ni"], settings, tmp_path, generation=4)
+    record = json.loads((tmp_path / FAILURE).read_text())
+    assert record["generation"] == 4 and record["category"] == "fit_failed"
+    assert not (tmp_path / "potential.yaml").exists()
