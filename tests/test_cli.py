@@ -98,3 +98,12 @@ def test_dry_run_passes_extra_snakemake_arguments_and_runs_nothing(tmp_path: Pat
         "rule structures" not in result.stdout and "structures" in result.stdout
     )  # --quiet rules: a job table
     assert not (run_dir / "results").exists()
+
+
+def test_export_to_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    result = cli("export", str(tmp_path), "--db", f"postgresql://nobody@/postgres?host={tmp_path}/no-socket")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cannot write to 'postgresql://")
+    assert "OperationalError" in lines[0]

@@ -203,6 +203,7 @@ def open_database(url: str | os.PathLike[str]) -> Iterator[Any]:
     if "://" not in name:
         Path(name).parent.mkdir(parents=True, exist_ok=True)
     database = connect(name, type="db" if "://" not in name else "extract_from_name")
+    database.count()  # connects now: an unreachable server fails here, before any work
     yield database
 
 

@@ -225,8 +225,8 @@ def export(
     _run_dir(run_dir)
     try:
         summary = update_database(db, run_dir)
-    except (ImportError, OSError) as error:
-        typer.echo(f"cannot write to '{db}': {error}".splitlines()[0], err=True)
+    except Exception as error:  # the backends raise their own types (sqlite3, psycopg2, ...)
+        typer.echo(f"cannot write to '{db}': {type(error).__name__}: {error}".splitlines()[0], err=True)
         raise typer.Exit(1) from None
     total = sum(summary["rows"].values())
     typer.echo(
