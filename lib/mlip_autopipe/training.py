@@ -11,8 +11,10 @@ potential files, active set and metrics.
 4. the fit: linear (``pyace.linearacefit``) or nonlinear (the ``pacemaker`` command, warm-started
    from the previous potential when given); a failed nonlinear fit is ledgered in
    ``failure.json`` before the error is raised;
-5. ``potential.yaml``/``.yace``, the training DataFrame, the active set (``potential.asi``) and
-   ``metrics.json`` (train/test RMSE on oracle labels only, references, optimizer history).
+5. ``potential.yaml``/``.yace`` (both record the reference energies; the .yace adds them back,
+   see :func:`mlip_autopipe.fit.save_potential`), the training DataFrame, the active set
+   (``potential.asi``) and ``metrics.json`` (train/test RMSE on oracle labels only, references,
+   optimizer history), each written to a temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 from ase import Atoms
 
 from mlip_autopipe import fit, nonlinear_fit
-from mlip_autopipe.data import write_text_atomic
+from mlip_autopipe.data import atomic_output, write_text_atomic
 from mlip_autopipe.distillation import distillation_set
 from mlip_autopipe.errors import FitError
 from mlip_autopipe.timing import tool_time
@@ -154,8 +156,9 @@ def train_potential(
         else:
             basis = fit.fit_linear(train, elements, fit_settings, references)
     fitted = time.perf_counter()
-    fit.save_potential(basis, folder / POTENTIAL_YAML, folder / POTENTIAL_YACE)
-    fit.to_dataframe(train, references).to_pickle(folder / DATASET, compression="gzip")
+    fit.save_potential(basis, folder / POTENTIAL_YAML, folder / POTENTIAL_YACE, references)
+    with atomic_output(folder / DATASET) as temporary:
+        fit.to_dataframe(train, references).to_pickle(temporary, compression="gzip")
     with tool_time(log, "pacemaker"):
         fit.compute_active_set(
             folder / POTENTIAL_YAML, folder / DATASET, tool_log or folder / "activeset.log"
