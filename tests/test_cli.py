@@ -90,6 +90,9 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
 
 def test_dry_run_passes_extra_snakemake_arguments_and_runs_nothing(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
+    locks = run_dir / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("left by a killed run\n")  # stale: no process works there
     result = cli(
         "run", str(REPO / "config" / "emt.yaml"), "--dir", str(run_dir), "--dry-run", "--", "--quiet", "rules"
     )
@@ -98,6 +101,7 @@ def test_dry_run_passes_extra_snakemake_arguments_and_runs_nothing(tmp_path: Pat
         "rule structures" not in result.stdout and "structures" in result.stdout
     )  # --quiet rules: a job table
     assert not (run_dir / "results").exists()
+    assert "removed the stale Snakemake lock" in result.stdout
 
 
 def test_export_to_an_unreachable_database_is_one_line(tmp_path: Path) -> None:

@@ -142,9 +142,9 @@ def run(
         raise typer.Exit(1) from None
     directory.mkdir(parents=True, exist_ok=True)
     command = snakemake_command(config, directory, profile, cores, dry_run, list(context.args))
-    live = resume.live_snakemake_in(directory) if (directory / ".snakemake" / "locks").is_dir() else []
+    live = resume.live_processes_in(directory) if (directory / ".snakemake" / "locks").is_dir() else []
     if live:
-        typer.echo(f"a Snakemake run is still working in {directory} (pid {live[0]})", err=True)
+        typer.echo(f"a run is still working in {directory} (pid {live[0]}): wait for it or end it", err=True)
         raise typer.Exit(1)
     if resume.clear_stale_lock(directory):
         typer.echo(f"removed the stale Snakemake lock left in {directory} by a killed run")

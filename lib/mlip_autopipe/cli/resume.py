@@ -103,11 +103,6 @@ def clear_stale_lock(run_dir: str | os.PathLike[str]) -> bool:
     return True
 
 
-def live_snakemake_in(run_dir: str | os.PathLike[str]) -> list[int]:
-    """PIDs of running Snakemake processes working in ``run_dir`` (none: its lock is stale)."""
-    return _live_snakemake_in(Path(run_dir))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mlip-autopipe-resume", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", nargs="?", default=".")
