@@ -33,8 +33,18 @@ from ase import Atoms
 from ase.db import connect
 from ase.io import read
 
-from mlip_autopipe import __version__
 from mlip_autopipe.timing import tool_seconds_in
+
+
+def _code_version() -> str:
+    """The installed package's version (the package's own __init__ is not imported from here)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlip-autopipe")
+    except PackageNotFoundError:
+        return "unknown"
+
 
 #: The SQLite database the workflow keeps current, relative to the run folder.
 DATABASE_PATH = "results/dataset.db"
@@ -129,7 +139,7 @@ def candidate_row(atoms: Atoms, entry: dict[str, Any], generation: int, run_dir:
         "recovery_rung": entry.get("recovery_rung"),
         "oracle": entry.get("oracle") or info.get("oracle"),
         "settings_hash": str(info.get("oracle_settings") or "unknown"),
-        "code_version": f"mlip-autopipe {__version__}",
+        "code_version": f"mlip-autopipe {_code_version()}",
         "seconds": _oracle_seconds(run_dir, generation, uid, entry.get("history") or []),
         "max_gamma": info.get("max_gamma"),
         "attempts": int(entry.get("attempts", 1)),
