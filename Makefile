@@ -18,8 +18,9 @@ TORCH := $(shell grep -E '^torch==' requirements.txt | cut -d' ' -f1)
 
 export PATH := $(BIN):$(PATH)
 
-# Debian packages the tests and local runs use (Slurm for the scale-out test).
-APT_PACKAGES := slurm-wlm munge
+# Debian packages the tests and local runs use (Slurm for the scale-out test; PostgreSQL for
+# the provenance-database export test; Chromium and its WebDriver for the dashboard test).
+APT_PACKAGES := slurm-wlm munge postgresql chromium chromium-driver
 
 .PHONY: setup system setup-qe plugin run dry-run status report test lint clean-results benchmark-learning \
 	benchmark-exploration
@@ -103,7 +104,7 @@ dry-run: setup
 		--cores "$$CORES" --configfile "$$CONFIG" -n
 
 status: setup
-	PYTHONPATH="$(CURDIR)/lib$${PYTHONPATH:+:$$PYTHONPATH}" "$(BIN)/python" -m mlip_autopipe.cli.status "$$RUN_DIR"
+	PYTHONPATH="$(CURDIR)/lib$${PYTHONPATH:+:$$PYTHONPATH}" "$(BIN)/python" -m mlip_autopipe.cli.app status "$$RUN_DIR"
 
 report: setup
 	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \

@@ -55,6 +55,8 @@ localrules:
     decide,
     finalize,
     report_plots,
+    database_labels,
+    database_fit,
 
 
 include: "rules/common.smk"
@@ -67,6 +69,7 @@ include: "rules/embed.smk"
 include: "rules/loop.smk"
 include: "rules/report.smk"
 include: "rules/validation.smk"
+include: "rules/database.smk"
 
 
 rule all:

@@ -10,6 +10,24 @@ wildcard_constraints:
     run=r"[A-Za-z0-9_.\-]+",
 
 
+#: The provenance database every generation is projected into (rules/database.smk).
+DATABASE_PATH = "results/dataset.db"
+
+
+def record_database_update(params, log_file, receipt):
+    """Project one generation's labels or fit into the database; log and write a receipt."""
+    from mlip_autopipe.data import write_text_atomic
+    from mlip_autopipe.provenance import update_database
+
+    labels = params.part == "labels"
+    summary = update_database(
+        params.database, ".", [params.generation], rows=labels, fits=not labels
+    )
+    with open(log_file, "w") as log:
+        log.write(f"{params.database}: {summary}\n")
+    write_text_atomic(receipt, json.dumps(summary, indent=2) + "\n")
+
+
 def canonical(section):
     """A config section with keys sorted at every level.
 

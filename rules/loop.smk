@@ -7,6 +7,7 @@ checkpoint decide:
         embed="results/gen_{gen}/embed.json",
         runs="results/gen_{gen}/explore/runs.json",
         metrics="results/gen_{gen}/fit/metrics.json",
+        database=["results/gen_{gen}/database/labels.json", "results/gen_{gen}/database/fit.json"],
     output:
         decision="results/gen_{gen}/decision.json",
     params:

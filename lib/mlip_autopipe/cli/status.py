@@ -6,6 +6,7 @@ python -m mlip_autopipe.cli.status [RUN_DIR]
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,8 +112,18 @@ def _halted(status: GenerationStatus) -> str:
 
 def render(run_dir: str | Path) -> str:
     """A console table of the run's progress, as plain text."""
+    return _render(run_dir, html=False)
+
+
+def render_html(run_dir: str | Path) -> str:
+    """The same table as a self-contained HTML page."""
+    return _render(run_dir, html=True)
+
+
+def _render(run_dir: str | Path, html: bool) -> str:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     generations = run_status(run_dir)
     table = Table(title=f"MLIP-AutoPipe run: {Path(run_dir).resolve().name}")
@@ -141,13 +152,17 @@ def render(run_dir: str | Path) -> str:
             _halted(status),
             "running" if decision is None else f"{decision['reason']}: {decision['why']}",
         )
-    console = Console(record=True, width=160)
+    console = Console(record=True, width=160, file=io.StringIO())
     with console.capture() as capture:
         if generations:
             console.print(table)
         else:
             console.print(f"no generation started yet under {Path(run_dir) / 'results'}")
-    return capture.get()
+    text = capture.get()
+    if html:
+        console.print(Text.from_ansi(text))  # captured output is not recorded: record it now
+        return console.export_html(inline_styles=True)
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
