@@ -5,7 +5,7 @@ from common import start
 log = start(snakemake)
 
 from mlip_autopipe import report  # noqa: E402
-from mlip_autopipe.data import read_structures  # noqa: E402
+from mlip_autopipe.data import atomic_output, read_structures  # noqa: E402
 
 
 def load_json(path):
@@ -31,5 +31,6 @@ figures["parity"] = report.plot_parity(
     report.parity_by_split(snakemake.input.potential, labelled, snakemake.params.test_fraction, metrics[-1])
 )
 for name, figure in figures.items():
-    figure.savefig(snakemake.output[name], dpi=120)
+    with atomic_output(snakemake.output[name]) as temporary:
+        figure.savefig(temporary, dpi=120)
     log.info("wrote %s", snakemake.output[name])

@@ -8,7 +8,7 @@ log = start(snakemake)
 
 from mlip_autopipe import validation  # noqa: E402
 from mlip_autopipe import validation_plots as plots  # noqa: E402
-from mlip_autopipe.data import read_structures, write_text_atomic  # noqa: E402
+from mlip_autopipe.data import atomic_output, read_structures, write_text_atomic  # noqa: E402
 from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 from mlip_autopipe.timing import tool_time  # noqa: E402
 
@@ -51,4 +51,5 @@ figures = {
     "md": plots.plot_md_stability(summary["md"]),
 }
 for name, figure in figures.items():
-    figure.savefig(snakemake.output[name], dpi=120)
+    with atomic_output(snakemake.output[name]) as temporary:
+        figure.savefig(temporary, dpi=120)

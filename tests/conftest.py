@@ -125,13 +125,13 @@ def small_fit_section(**values: Any) -> dict[str, Any]:
     return section_defaults("fit", {**SMALL_FIT_SETTINGS, "mode": "linear", "test_fraction": 0.0, **values})
 
 
-def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Path]:
+def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Any]:
     """Fit SMALL_FIT_SETTINGS on labelled Cu-Ni ``data`` with the pipeline's own recipe;
-    potential.yaml/.yace and active set."""
+    potential.yaml/.yace, active set and reference energies."""
     from mlip_autopipe.training import train_potential
 
     fitted = train_potential(data, ["Cu", "Ni"], small_fit_section(), folder)
-    return {"yaml": fitted.yaml, "yace": fitted.yace, "asi": fitted.asi}
+    return {"yaml": fitted.yaml, "yace": fitted.yace, "asi": fitted.asi, "references": fitted.references}
 
 
 @pytest.fixture(scope="session")

@@ -80,6 +80,17 @@ def missing_pseudo(config: dict[str, Any]) -> None:
     config["oracle"] = {"kind": "qe", "qe": {"pseudopotentials": {"Ni": "Ni.no-such-file.UPF"}}}
 
 
+def qe_setting(key: str, value: Any) -> Change:
+    def change(config: dict[str, Any]) -> None:
+        config["oracle"] = {"kind": "qe", "qe": {key: value}}
+
+    return change
+
+
+def validation_compositions(*compositions: dict[str, float]) -> Change:
+    return set_value("validation", "compositions", list(compositions))
+
+
 def with_user_file(config: dict[str, Any]) -> None:
     config["structures"]["user_files"] = [USER_FILE]
 
@@ -102,6 +113,19 @@ CASES: list[tuple[str, Change, Callable[[Path], None] | None, str, str]] = [
      "must be below explore.gamma_hi (1.5 >= 1.0)"),
     ("cell cap too small", set_value("embed", "max_atoms", 40), None, "embed.max_atoms",
      "40 atoms cannot hold the sphere"),
+    ("validation composition foreign element", validation_compositions({"Cu": 1.0}, {"Cu": 0.5, "Au": 0.5}),
+     None, "validation.compositions[1]", "element 'Au' is not listed in 'elements'"),
+    ("validation composition sum", validation_compositions({"Cu": 0.5, "Ni": 0.6}), None,
+     "validation.compositions[0]", "fractions sum to 1.1, not 1"),
+    ("validation composition off the cell", validation_compositions({"Cu": 0.3, "Ni": 0.7}), None,
+     "validation.compositions[0]", "32 atoms cannot hold composition Cu0.3 Ni0.7"),
+    ("pw.x behind mpirun missing",
+     qe_setting("command", "mpirun -np {cores} --bind-to core no-such-pw.x -nk 2"), None,
+     "oracle.qe.command", "program 'no-such-pw.x' not found on PATH"),
+    ("moment of a foreign element", qe_setting("starting_magnetic_moments", {"Ni": 0.6, "Fe": 2.0}), None,
+     "oracle.qe.starting_magnetic_moments.Fe", "'Fe' is not listed in 'elements'"),
+    ("cutoffs of a foreign element", qe_setting("element_cutoffs", {"Si": {"ecutwfc": 40}}), None,
+     "oracle.qe.element_cutoffs.Si", "'Si' is not listed in 'elements'"),
     ("user file missing", with_user_file, nothing, "structures.user_files[0]", "does not exist"),
     ("user file unreadable", with_user_file, unreadable, "structures.user_files[0]", "unreadable by ase.io"),
     ("user file without cell", with_user_file, without_cell, "structures.user_files[0]",
@@ -115,6 +139,7 @@ CASES: list[tuple[str, Change, Callable[[Path], None] | None, str, str]] = [
 #: Cases run through the real snakemake command too (files found from the run directory).
 CLI_CASES = {
     "schema: unknown key",
+    "validation composition off the cell",
     "missing pseudopotential",
     "negative temperature",
     "user file missing",

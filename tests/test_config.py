@@ -167,3 +167,30 @@ def test_lattice_file_sets_the_site_count_and_must_be_usable(schema: dict[str, A
     with pytest.raises(ConfigError) as raised:
         checked({"structures": {"lattice_file": str(tmp_path / "molecule.xyz")}}, schema)
     assert raised.value.key == "structures.lattice_file" and "molecule.xyz" in str(raised.value)
+
+
+def test_lammps_engine_needs_a_loadable_pace_extrapolation(
+    schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlip_autopipe.lammps as lammps
+
+    config = {"explore": {"engine": "lammps"}}
+    checked(copy.deepcopy(config), schema)  # this checkout's plugin, built by `make plugin`
+    monkeypatch.setattr(lammps, "PLUGIN_BUILD_DIR", tmp_path)  # no plugin built
+    monkeypatch.delenv("LAMMPS_PLUGIN_PATH", raising=False)
+    with pytest.raises(ConfigError) as raised:
+        checked(copy.deepcopy(config), schema)
+    assert raised.value.key == "explore.engine" and "pace/extrapolation" in str(raised.value)
+    # a plugin path whose file LAMMPS cannot load: the pair style is still missing
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "paceplugin.so").write_bytes(b"not a shared library")
+    monkeypatch.setenv("LAMMPS_PLUGIN_PATH", str(broken))
+    with pytest.raises(ConfigError) as raised:
+        checked(copy.deepcopy(config), schema)
+    assert raised.value.key == "explore.engine" and "\n" not in str(raised.value)
+    assert "cannot create pair_style pace/extrapolation" in str(raised.value)
+    config["explore"]["lammps_command"] = "no-such-lmp"
+    with pytest.raises(ConfigError) as raised:
+        checked(copy.deepcopy(config), schema)
+    assert raised.value.key == "explore.lammps_command"

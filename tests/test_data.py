@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +11,15 @@ import pytest
 from ase import Atoms
 
 from mlip_autopipe.data import (
+    atomic_output,
     attach_labels,
+    copy_atomic,
     has_labels,
     read_structures,
     structure_uid,
     tag_structure,
     write_structures,
+    write_text_atomic,
 )
 from mlip_autopipe.errors import StructureError
 
@@ -83,3 +88,90 @@ def test_unreadable_and_missing_files_name_the_file(tmp_path: Path) -> None:
         read_structures(garbage)
     with pytest.raises(StructureError, match="missing.extxyz"):
         read_structures(tmp_path / "missing.extxyz")
+
+
+def test_a_writer_interrupted_midway_leaves_the_old_output_and_no_partial_file(
+    tmp_path: Path, cuni_cell: Atoms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlip_autopipe.data as data
+
+    target = tmp_path / "labelled.extxyz"
+    write_structures(target, [cuni_cell])
+    before = target.read_bytes()
+    real_write = data.write
+
+    def write_half_then_die(path: str | Path, *args: object, **kwargs: object) -> None:
+        real_write(path, *args, **kwargs)
+        Path(path).write_bytes(Path(path).read_bytes()[:50])
+        raise KeyboardInterrupt  # a SIGINT (or a SIGTERM handler) in the middle of the write
+
+    monkeypatch.setattr(data, "write", write_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        write_structures(target, [cuni_cell, cuni_cell])
+    assert target.read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["labelled.extxyz"]
+    # a first write cut short leaves nothing at all, so Snakemake sees the output as missing
+    with pytest.raises(KeyboardInterrupt), atomic_output(tmp_path / "figure.png") as temporary:
+        temporary.write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+    assert [path.name for path in tmp_path.iterdir()] == ["labelled.extxyz"]
+
+
+def test_atomic_outputs_keep_the_suffix_and_the_usual_permissions(tmp_path: Path) -> None:
+    with atomic_output(tmp_path / "parity.png") as temporary:
+        assert temporary.parent == tmp_path and temporary.suffix == ".png"  # savefig infers the format
+        temporary.write_bytes(b"png")
+    write_text_atomic(tmp_path / "metrics.json", "{}\n")
+    copy_atomic(tmp_path / "metrics.json", tmp_path / "final.json")
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("parity.png", "metrics.json", "final.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
+#: What a script may hand a Snakemake output path to: the atomic writers of the library, and
+#: calls that only read the file or build its name.
+ATOMIC_WRITERS = {
+    "write_structures",
+    "write_text_atomic",
+    "copy_atomic",
+    "atomic_output",
+    "fit.save_potential",
+    "fit.compute_active_set",
+    "label_job",  # writes its label through write_structures
+}
+NOT_WRITERS = {"Path", "fit.evaluate", "log.info"}
+
+
+def test_scripts_write_every_output_through_an_atomic_writer() -> None:
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    for script in sorted(scripts.glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
+            names_output = any(
+                isinstance(inner, ast.Attribute)
+                and inner.attr == "output"
+                and isinstance(inner.value, ast.Name)
+                and inner.value.id == "snakemake"
+                for argument in arguments
+                for inner in ast.walk(argument)
+            )
+            if names_output:
+                called = ast.unparse(node.func)
+                assert called in ATOMIC_WRITERS | NOT_WRITERS, f"{script.name}: {ast.unparse(node)}"
+
+
+@pytest.mark.parametrize("uid", ["0123456789012345", "1234e56789012345", "0000000000000000", "12e4"])
+def test_uid_like_keys_stay_strings_through_write_and_read(tmp_path: Path, uid: str) -> None:
+    # ASE's extxyz reader turns all-digit values into ints and "12e4" into floats; the
+    # content-hash uids are hex: one in ~2000 is all digits, and some read like floats (1234e56...).
+    atoms = Atoms("Cu", cell=[2.5, 2.5, 2.5], pbc=True)
+    atoms.info.update(uid=uid, parent_uid=uid, start_uid=uid, frame_uid=uid, generation=2, weight=0.5)
+    write_structures(tmp_path / "one.extxyz", [atoms, atoms.copy()])
+    for back in read_structures(tmp_path / "one.extxyz"):
+        for key in ("uid", "parent_uid", "start_uid", "frame_uid"):
+            assert back.info[key] == uid and type(back.info[key]) is str, key
+        # other keys keep ASE's typing
+        assert back.info["generation"] == 2 and back.info["weight"] == 0.5

@@ -124,6 +124,8 @@ def test_settings_hash_follows_results_not_execution(schema: dict[str, Any], tmp
         ),
         (["Si"], {"kspacing": 0}, "oracle.qe.kspacing", "less than or equal to the minimum"),
         (["Si"], {"command": "no-such-pw.x -nk 2"}, "oracle.qe.command", "not found on PATH"),
+        (["Si"], {"command": "{mpi} -n 2 no-such-pw.x"}, "oracle.qe.command", "'no-such-pw.x' not found"),
+        (["Si"], {"command": "mpirun -np 2 --oversubscribe"}, "oracle.qe.command", "names no program"),
         (["Si"], {"pseudo_dir": "/no/such/folder"}, "oracle.qe.pseudo_dir", "not a directory"),
     ],
 )
@@ -455,3 +457,13 @@ def test_a_cache_hit_keeps_the_qe_version(schema: dict[str, Any], sige_pair: Ato
     assert not fresh.info["from_cache"] and again.info["from_cache"]
     assert again.info["qe_version"] == fresh.info["qe_version"] == subprocess_version()
     assert again.info["recovery_rung"] == fresh.info["recovery_rung"] == 0
+
+
+def test_the_program_behind_an_mpi_launcher_is_found() -> None:
+    from mlip_autopipe.oracles.qe import launched_program
+
+    assert launched_program(["pw.x", "-nk", "2"]) == "pw.x"
+    assert launched_program(["mpirun", "-np", "{cores}", "--allow-run-as-root", "pw.x", "-nk", "2"]) == "pw.x"
+    assert launched_program(["srun", "--mpi=pmix", "/opt/qe/bin/pw.x"]) == "/opt/qe/bin/pw.x"
+    assert launched_program(["mpiexec", "-n", "4", "--bind-to", "core", "my-pw"]) == "my-pw"
+    assert launched_program(["mpirun", "-np", "2"]) is None

@@ -259,6 +259,7 @@ def test_buffer_atoms_stay_out_of_the_active_set(
         fit.fit_linear(data, ["Cu", "Ni"], SMALL_FIT_SETTINGS, references),
         tmp_path / "p.yaml",
         tmp_path / "p.yace",
+        references,
     )
     # without weight-0 atoms: the pace_activeset tool itself; the Python path is the same algorithm
     fit.to_dataframe(pool, references).to_pickle(tmp_path / "pool.pckl.gzip", compression="gzip")

@@ -36,7 +36,7 @@ def fitted(emt_data: list[Atoms], tmp_path_factory: pytest.TempPathFactory) -> d
     references = fit.reference_energies(train, ["Cu", "Ni"])
     basis = fit.fit_linear(train, ["Cu", "Ni"], FIT_SETTINGS, references)
     yaml_path, yace_path = folder / "potential.yaml", folder / "potential.yace"
-    fit.save_potential(basis, yaml_path, yace_path)
+    fit.save_potential(basis, yaml_path, yace_path, references)
     dataset = folder / "training.pckl.gzip"
     fit.to_dataframe(train, references).to_pickle(dataset, compression="gzip")
     asi = fit.compute_active_set(yaml_path, dataset, folder / "activeset.log")
@@ -83,14 +83,41 @@ def test_linear_fit_is_accurate_and_metrics_are_honest(fitted: dict[str, Any]) -
     assert metrics["energy_rmse_mev_per_atom"] < 20
 
 
-def test_yace_gives_the_same_energy_as_yaml(fitted: dict[str, Any]) -> None:
+def test_yace_gives_total_energies_and_yaml_records_the_references(fitted: dict[str, Any]) -> None:
     from pyace import PyACECalculator
 
-    atoms = fitted["train"][0].copy()
-    atoms.calc = PyACECalculator(str(fitted["yaml"]))
-    from_yaml = atoms.get_potential_energy()
-    atoms.calc = PyACECalculator(str(fitted["yace"]))
-    assert atoms.get_potential_energy() == pytest.approx(from_yaml, abs=1e-8)
+    references = fitted["references"]
+    assert fit.stored_reference_energies(fitted["yaml"]) == pytest.approx(references, abs=1e-12)
+    for atoms in fitted["train"][:2]:
+        work = atoms.copy()
+        work.calc = PyACECalculator(str(fitted["yaml"]))
+        corrected, forces = work.get_potential_energy(), work.get_forces()
+        work.calc = PyACECalculator(str(fitted["yace"]))
+        total = corrected + sum(references[symbol] for symbol in atoms.get_chemical_symbols())
+        assert work.get_potential_energy() == pytest.approx(total, abs=1e-8)
+        assert np.allclose(work.get_forces(), forces, atol=1e-10)
+
+
+def test_an_interrupted_save_leaves_no_partial_potential(
+    fitted: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyace import ACECTildeBasisSet
+
+    basis = fit.load_basis(fitted["yaml"])
+    yaml_path, yace_path = tmp_path / "potential.yaml", tmp_path / "potential.yace"
+    original = ACECTildeBasisSet.save_yaml
+
+    def save_half_then_die(self: Any, path: str) -> None:
+        original(self, path)
+        Path(path).write_text(Path(path).read_text()[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ACECTildeBasisSet, "save_yaml", save_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        fit.save_potential(basis, yaml_path, yace_path, fitted["references"])
+    # the .yaml was complete and is in place; nothing of the .yace, not even a temporary file
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["potential.yaml"]
+    assert fit.stored_reference_energies(yaml_path) == pytest.approx(fitted["references"])
 
 
 def test_active_set_marks_training_data_as_interpolation(fitted: dict[str, Any]) -> None:
@@ -196,7 +223,7 @@ def test_too_few_environments_for_the_active_set_is_named(emt_data: list[Atoms],
     settings = dict(FIT_SETTINGS, test_fraction=0.0)
     references = fit.reference_energies(few, ["Cu", "Ni"])
     basis = fit.fit_linear(few, ["Cu", "Ni"], settings, references)
-    fit.save_potential(basis, tmp_path / "potential.yaml", tmp_path / "potential.yace")
+    fit.save_potential(basis, tmp_path / "potential.yaml", tmp_path / "potential.yace", references)
     fit.to_dataframe(few, references).to_pickle(tmp_path / "data.pckl.gzip", compression="gzip")
     with pytest.raises(FitError, match="environments as functions") as raised:
         fit.compute_active_set(tmp_path / "potential.yaml", tmp_path / "data.pckl.gzip", tmp_path / "log")

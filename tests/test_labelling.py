@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 
 from mlip_autopipe.config import with_defaults
-from mlip_autopipe.data import tag_structure, write_structures
+from mlip_autopipe.data import read_structures, tag_structure, write_structures
 from mlip_autopipe.errors import LabellingError
 from mlip_autopipe.labelling import gather_labels, label_candidate
 from mlip_autopipe.oracles import EMTOracle, oracle_from_config
@@ -95,3 +96,18 @@ def test_a_cache_hit_keeps_the_version_and_rung_of_the_run_that_made_the_label(
     write_structures(tmp_path / "label.extxyz", again)
     _, (row,) = gather_labels([tmp_path / "label.extxyz"])
     assert row["recovery_rung"] == 3
+
+
+def test_gather_labels_with_an_all_digit_parent_uid_writes_a_json_ledger(
+    tmp_path: Path, cuni_cell: Atoms
+) -> None:
+    candidate = tag_structure(cuni_cell.copy(), generation=1, origin="md", parent_uid="0123456789012345")
+    candidate.info["uid"] = "9876543210123456"
+    write_structures(tmp_path / "candidate.extxyz", candidate)
+    (read_back,) = read_structures(tmp_path / "candidate.extxyz")
+    labelled = label_candidate(read_back, CountingOracle(), tmp_path / "cache")
+    write_structures(tmp_path / "label.extxyz", labelled)
+    structures, ledger = gather_labels([tmp_path / "label.extxyz"])
+    row = json.loads(json.dumps(ledger))[0]
+    assert (row["uid"], row["parent_uid"], row["status"]) == ("9876543210123456", "0123456789012345", "ok")
+    assert structures[0].info["parent_uid"] == "0123456789012345"

@@ -38,7 +38,7 @@ def run_fit(
         train, ELEMENTS, SETTINGS, references, workdir, threads=2, initial_potential=initial
     )
     yaml_path, yace_path = workdir / "potential.yaml", workdir / "potential.yace"
-    fit.save_potential(fit.load_basis(output), yaml_path, yace_path)
+    fit.save_potential(fit.load_basis(output), yaml_path, yace_path, references)
     return {"yaml": yaml_path, "yace": yace_path, "history": nonlinear_fit.read_loss_history(workdir)}
 
 
@@ -77,7 +77,7 @@ def test_nonlinear_fit_learns_and_its_metrics_are_honest(data: dict[str, Any], c
     assert fit.evaluate(cold["yaml"], data["test"], data["references"])["force_rmse_ev_per_a"] < 0.3
 
 
-def test_nonlinear_potential_has_a_zbl_core_and_yace_matches_yaml(
+def test_nonlinear_potential_has_a_zbl_core_and_yace_adds_the_references(
     data: dict[str, Any], cold: dict[str, Any]
 ) -> None:
     from pyace import PyACECalculator
@@ -87,7 +87,10 @@ def test_nonlinear_potential_has_a_zbl_core_and_yace_matches_yaml(
     atoms.calc = PyACECalculator(str(cold["yaml"]))
     from_yaml = atoms.get_potential_energy(), atoms.get_forces()
     atoms.calc = PyACECalculator(str(cold["yace"]))
-    assert atoms.get_potential_energy() == pytest.approx(from_yaml[0], abs=1e-6)
+    # the .yace adds the reference energies (its E0); the .yaml records them (pacemaker's metadata)
+    total = from_yaml[0] + sum(data["references"][symbol] for symbol in atoms.get_chemical_symbols())
+    assert atoms.get_potential_energy() == pytest.approx(total, abs=1e-6)
+    assert fit.stored_reference_energies(cold["yaml"]) == pytest.approx(data["references"], abs=1e-12)
     assert np.allclose(atoms.get_forces(), from_yaml[1], atol=1e-6)
     # the core repels: two atoms pushed to 1 A apart gain energy steeply
     dimer = Atoms("CuNi", positions=[[0, 0, 0], [0, 0, 1.0]], cell=[20, 20, 20], pbc=False)

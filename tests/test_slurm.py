@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import json
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import yaml
 
 import slurm_cluster
 from mlip_autopipe.data import read_structures
-from snakemake_cli import run_snakemake
+from snakemake_cli import run_snakemake, snakemake_command, snakemake_env
 
 REPO = Path(__file__).resolve().parent.parent
 EMT_PRESET = REPO / "config" / "emt.yaml"
@@ -96,3 +99,91 @@ def test_slurm_run_matches_local_run(jobcomp: Path, tmp_path: Path) -> None:
         assert rule in slurm.stderr
     labelled = read_structures(slurm_dir / "results/gen_000/labelled.extxyz")
     assert labelled and all(atoms.calc is not None for atoms in labelled)
+
+
+def label_scripts_running(label_logs: Path) -> dict[int, str]:
+    """{pid: uid} of the label jobs' scripts running now (each holds its log file open)."""
+    running = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for descriptor in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = Path(os.readlink(descriptor))
+                    if target.parent == label_logs and target.suffix == ".log":
+                        running[int(entry.name)] = target.stem
+    return running
+
+
+def stall_one_label_job(run_dir: Path, workflow: subprocess.Popen[str], timeout: float = 900) -> str:
+    """SIGSTOP one label job while its oracle runs, as a job hung on a file system; its uid.
+
+    Nothing in the workflow knows: Slurm alone ends the job, at its time limit.
+    """
+    label_logs = (run_dir / "logs" / "gen_000" / "label").resolve()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if workflow.poll() is not None:
+            raise AssertionError(
+                f"the workflow ended before a label job ran: {workflow.communicate()[1][-3000:]}"
+            )
+        for pid, uid in label_scripts_running(label_logs).items():
+            attempts = label_logs / f"{uid}.attempts.json"
+            label = run_dir / "results" / "gen_000" / "label" / f"{uid}.extxyz"
+            while not attempts.exists() and not label.exists() and Path(f"/proc/{pid}/fd").is_dir():
+                time.sleep(0.001)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                if attempts.exists() and not label.exists():
+                    return uid  # stopped between the attempt's record and its label
+                os.kill(pid, signal.SIGCONT)  # too late: that one had finished
+        time.sleep(0.02)
+    raise AssertionError("no label job could be stopped while its oracle ran")
+
+
+def test_a_label_job_past_its_runtime_is_ledgered_and_the_generation_goes_on(
+    jobcomp: Path, tmp_path: Path
+) -> None:
+    # two EMT candidates, one generation; the pool and candidates are made locally
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    config["structures"]["initial_pick"] = 2
+    config["loop"]["max_generations"] = 1
+    config["validation"] = {"enabled": False}
+    configfile = tmp_path / "emt-2-candidates.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    local = run(run_dir, configfile, "--cores", "2", "results/gen_000/candidates")
+    assert local.returncode == 0, local.stderr[-3000:]
+
+    # label jobs get a 1-minute runtime (Snakemake stacks the group's two: two minutes), and one
+    # hangs; "--set-resources=..." takes one value, so targets can follow
+    slurm_args = [*slurm_cluster.PROFILE_ARGS, "--set-resources=label:runtime=1"]
+    command = snakemake_command(run_dir, configfile, *slurm_args, "results/gen_000/ledger.json", cores=None)
+    workflow = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=snakemake_env()
+    )
+    try:
+        stalled = stall_one_label_job(run_dir, workflow)
+        _, stderr = workflow.communicate(timeout=900)
+    finally:
+        workflow.kill()
+    assert workflow.returncode != 0, "the stopped label job did not fail the run"
+    assert "TIMEOUT" in stderr or "time limit" in stderr.lower(), stderr[-3000:]
+
+    # the same command again: the killed job is ledgered, and the generation is gathered
+    # (before, no label and no ledger row: gather_labels could never run)
+    again = run(run_dir, configfile, *slurm_args, "results/gen_000/ledger.json")
+    assert again.returncode == 0, again.stderr[-5000:]
+    ledger = {
+        entry["uid"]: entry for entry in json.loads((run_dir / "results/gen_000/ledger.json").read_text())
+    }
+    assert len(ledger) == 2
+    assert ledger[stalled]["status"] == "failed" and ledger[stalled]["failure"] == "walltime"
+    assert "killed at its runtime of 1 min (Slurm job " in ledger[stalled]["reason"]
+    (attempt,) = ledger[stalled]["history"]
+    assert attempt["signal"] == "SIGTERM" and attempt["seconds"] >= 60
+    (other,) = set(ledger) - {stalled}
+    assert ledger[other]["status"] == "ok"
+    labelled = read_structures(run_dir / "results/gen_000/labelled.extxyz")
+    assert [atoms.info["uid"] for atoms in labelled] == [other]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from ase.io import write
 
 from independent_metrics import recompute_rmse
 from mlip_autopipe.data import has_labels, read_structures
@@ -51,6 +52,73 @@ def test_loop_runs_generations_and_stops_by_its_own_decision(finished_run: Path)
     assert summary["generations"] == len(steps) and summary["stop_reason"] == steps[-1]["reason"]
     for name in ("potential.yaml", "potential.yace", "potential.asi"):
         assert (finished_run / "results/final" / name).stat().st_size > 0
+
+
+def test_final_potential_gives_the_oracles_total_energies(finished_run: Path, tmp_path: Path) -> None:
+    final = finished_run / "results/final"
+    summary = json.loads((final / "summary.json").read_text())
+    references = summary["final_metrics"]["reference_energies_ev"]
+    images = [
+        atoms
+        for path in sorted((finished_run / "results").glob("gen_*/labelled.extxyz"))
+        if int(path.parent.name.split("_")[1]) <= summary["final_generation"]
+        for atoms in read_structures(path)
+    ]
+    train, _ = split_train_test(images, 0.1)
+    # the .yace against the oracle's total energies (no references subtracted): the very RMSE
+    # the fit reported on energies minus references, so the .yace is off by nothing more
+    no_references = {element: 0.0 for element in references}
+    energy_rmse, _ = recompute_rmse(final / "potential.yace", train, no_references)
+    assert energy_rmse == pytest.approx(
+        summary["final_metrics"]["train"]["energy_rmse_mev_per_atom"], rel=1e-6
+    )
+    # LAMMPS pair_style pace on the shipped .yace: the same total energies as pyace
+    from pyace import PyACECalculator
+
+    from mlip_autopipe.lammps import lammps_command, lammps_environment
+
+    elements = yaml.safe_load(EMT_PRESET.read_text())["elements"]
+    calculator = PyACECalculator(str(final / "potential.yace"))
+    for index, atoms in enumerate(train[:2]):
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        write(folder / "cell.data", atoms, format="lammps-data", specorder=elements, masses=True)
+        deck = "\n".join(
+            [
+                "units metal",
+                "read_data cell.data",
+                "pair_style pace",
+                f'pair_coeff * * "{final / "potential.yace"}" {" ".join(elements)}',
+                "run 0",
+                'print "TOTAL $(pe:%.17g)"',
+            ]
+        )
+        (folder / "in.lammps").write_text(deck)
+        command = lammps_command({})
+        result = subprocess.run(
+            [*command, "-in", "in.lammps", "-log", "none", "-nocite"],
+            cwd=folder,
+            env=lammps_environment(command),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-3000:]
+        lammps_energy = float(
+            next(line for line in result.stdout.splitlines() if line.startswith("TOTAL")).split()[1]
+        )
+        work = atoms.copy()
+        work.calc = calculator
+        assert lammps_energy == pytest.approx(work.get_potential_energy(), rel=1e-9, abs=1e-9)
+        # one structure's error is at most sqrt(n) x the RMSE over the n training structures;
+        # without the references it would be off by 0.1-0.2 eV/atom
+        per_atom_error = abs(lammps_energy - atoms.get_potential_energy()) / len(atoms)
+        assert 1000 * per_atom_error <= energy_rmse * np.sqrt(len(train)) * (1 + 1e-6)
+    # the .yaml keeps pacemaker's convention: references in its metadata, and in the summary
+    from mlip_autopipe.fit import stored_reference_energies
+
+    assert stored_reference_energies(final / "potential.yaml") == pytest.approx(references, abs=1e-12)
+    assert summary["reference_energies_ev"] == references
 
 
 def test_every_candidate_is_labelled_or_ledgered(finished_run: Path) -> None:

@@ -108,13 +108,22 @@ def check_config(config: Mapping[str, Any]) -> None:
                     "set structures.lattice_constant",
                 )
     _check_user_files(structures, elements)
+    _check_validation_compositions(config, elements)
 
     oracle = config["oracle"]
     if oracle["kind"] == "qe":
         # Pseudopotentials found and read, cutoffs resolved, pw.x on PATH: before any job.
         from mlip_autopipe.oracles.qe import resolve_settings
 
-        resolve_settings(oracle["qe"], elements)
+        qe = oracle["qe"]
+        for section in ("starting_magnetic_moments", "element_cutoffs"):
+            for element in qe.get(section) or {}:
+                if element not in elements:
+                    raise ConfigError(
+                        f"oracle.qe.{section}.{element}",
+                        f"'{element}' is not listed in 'elements' {elements}",
+                    )
+        resolve_settings(qe, elements)
     if oracle["kind"] == "emt":
         missing = [element for element in elements if element not in EMT_ELEMENTS]
         if missing:
@@ -127,6 +136,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     _check_surrogates(config)
 
     explore = config["explore"]
+    if explore["engine"] == "lammps":
+        from mlip_autopipe.lammps import check_pace_extrapolation
+
+        check_pace_extrapolation(explore)
     if explore["gamma_lo"] >= explore["gamma_hi"]:
         raise ConfigError(
             "explore.gamma_lo",
@@ -191,6 +204,24 @@ def _check_embedding(config: Mapping[str, Any]) -> None:
         )
 
 
+def _check_validation_compositions(config: Mapping[str, Any], elements: list[str]) -> None:
+    """Validation compositions: run elements, summing to 1; alloys fit the pool's SQS cell."""
+    structures = config["structures"]
+    for index, composition in enumerate(config["validation"].get("compositions") or []):
+        key = f"validation.compositions[{index}]"
+        _check_composition(key, composition, elements)
+        if sum(1 for fraction in composition.values() if fraction > 0) > 1:  # an SQS cell
+            _check_supercell_fits(composition, structures, key)
+        if structures.get("lattice_constant") is None and not structures.get("lattice_file"):
+            for element in _elements_in([composition]):
+                if vegard_reference_constant(element, structures["lattice"]) is None:
+                    raise ConfigError(
+                        key,
+                        f"no reference {structures['lattice']} lattice constant for {element} in ASE; "
+                        "set structures.lattice_constant",
+                    )
+
+
 def _check_composition(key: str, composition: Mapping[str, float], elements: list[str]) -> None:
     for element in composition:
         if element not in elements:
@@ -200,7 +231,9 @@ def _check_composition(key: str, composition: Mapping[str, float], elements: lis
         raise ConfigError(key, f"fractions sum to {total:.8g}, not 1")
 
 
-def _check_supercell_fits(composition: Mapping[str, float], structures: Mapping[str, Any]) -> None:
+def _check_supercell_fits(
+    composition: Mapping[str, float], structures: Mapping[str, Any], key: str = "structures.supercell"
+) -> None:
     if structures.get("lattice_file"):
         n_atoms = len(parent_lattice(structures))
     else:
@@ -212,9 +245,10 @@ def _check_supercell_fits(composition: Mapping[str, float], structures: Mapping[
         if abs(count - round(count)) > COMPOSITION_TOLERANCE * n_atoms or (fraction > 0 and count < 0.5):
             label = composition_name(composition, " ")
             raise ConfigError(
-                "structures.supercell",
+                key,
                 f"{n_atoms} atoms cannot hold composition {label} exactly "
-                f"({element}: {fraction:g} x {n_atoms} = {count:.3g} atoms); use a larger or other supercell",
+                f"({element}: {fraction:g} x {n_atoms} = {count:.3g} atoms); use a larger or other "
+                "structures.supercell",
             )
 
 

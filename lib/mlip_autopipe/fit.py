@@ -5,8 +5,12 @@ The nonlinear mode (the pacemaker command) is in :mod:`mlip_autopipe.nonlinear_f
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ from ase import Atoms
 
 from mlip_autopipe.contract import energy_weight as structure_energy_weight
 from mlip_autopipe.contract import force_weights
-from mlip_autopipe.data import has_labels, structure_uid
+from mlip_autopipe.data import atomic_output, has_labels, structure_uid
 from mlip_autopipe.errors import FitError, ToolNotFoundError
 from mlip_autopipe.tools import find_tool
 
@@ -190,10 +194,63 @@ def load_basis(yaml_path: str | os.PathLike[str]) -> Any:
     return ACEBBasisSet(BBasisConfiguration(str(yaml_path)))
 
 
-def save_potential(bbasis: Any, yaml_path: str | os.PathLike[str], yace_path: str | os.PathLike[str]) -> None:
-    """Write the B-basis (.yaml, for pacemaker and gamma) and the C-tilde basis (.yace, for LAMMPS)."""
-    bbasis.save(str(yaml_path))
-    bbasis.to_ACECTildeBasisSet().save_yaml(str(yace_path))
+#: Metadata key of the per-element reference energies in a B-basis YAML: pacemaker's own
+#: (``pyace.const.REFERENCE_ENERGY``; the value is a JSON object, as pacemaker writes it).
+REFERENCE_ENERGY_KEY = "reference_energy"
+
+
+def save_potential(
+    bbasis: Any,
+    yaml_path: str | os.PathLike[str],
+    yace_path: str | os.PathLike[str],
+    references: Mapping[str, float],
+) -> None:
+    """Write the B-basis (.yaml, for pacemaker and gamma) and the C-tilde basis (.yace, for LAMMPS).
+
+    Both carry the per-element reference energies. The .yaml, like pacemaker's own output,
+    predicts energy minus the references and lists them in its metadata
+    (``reference_energy``): pacemaker's B-basis format has no per-element constant. The .yace
+    holds them as its per-element constant ``E0``, which the ACE evaluator (pyace's
+    calculator, LAMMPS ``pair_style pace``) adds to every atom's energy: it predicts total
+    energies, on the oracle's scale.
+    """
+    bbasis.metadata[REFERENCE_ENERGY_KEY] = json.dumps(
+        {el: float(references[el]) for el in bbasis.elements_name}
+    )
+    with atomic_output(yaml_path) as temporary:
+        bbasis.save(str(temporary))
+    ctilde = bbasis.to_ACECTildeBasisSet()
+    with atomic_output(yace_path) as temporary:
+        ctilde.save_yaml(str(temporary))
+        set_reference_constants(temporary, [references[element] for element in ctilde.elements_name])
+
+
+#: The per-element constants of a C-tilde (.yace) file: one top-level flow-style line.
+_E0_LINE = re.compile(r"^E0: \[[^\]\n]*\]$", re.MULTILINE)
+
+
+def set_reference_constants(yace_path: str | os.PathLike[str], values: Sequence[float]) -> None:
+    """Set the ``E0`` line of a .yace file (values in the order of its ``elements``).
+
+    The file is edited as text: pyace exposes ``E0`` only through pickling, which crashes on
+    bases with a ZBL core (nonlinear fits); ``repr`` keeps every bit of each value.
+    """
+    path = Path(yace_path)
+    text = path.read_text()
+    if len(_E0_LINE.findall(text)) != 1:
+        raise FitError(f"'{path}' has no single 'E0: [...]' line to hold the reference energies")
+    line = "E0: [" + ", ".join(repr(float(value)) for value in values) + "]"
+    path.write_text(_E0_LINE.sub(line, text))
+
+
+def stored_reference_energies(yaml_path: str | os.PathLike[str]) -> dict[str, float]:
+    """The reference energies a potential .yaml records in its metadata (pacemaker's key)."""
+    from pyace import BBasisConfiguration
+
+    metadata = BBasisConfiguration(str(yaml_path)).metadata
+    if REFERENCE_ENERGY_KEY not in metadata:
+        raise FitError(f"potential '{yaml_path}' records no reference energies ({REFERENCE_ENERGY_KEY})")
+    return {element: float(value) for element, value in json.loads(metadata[REFERENCE_ENERGY_KEY]).items()}
 
 
 def pacemaker_tool(name: str) -> str:
@@ -225,14 +282,33 @@ def compute_active_set(
                 log.write(f"active set of weighted atoms impossible ({error}); using all atoms\n")
     # --all-atoms: every training environment is known data. pace_activeset's default drops
     # atoms with large force errors, which then show gamma > 1 on the very training set.
-    command = [pacemaker_tool("pace_activeset"), "--all-atoms", "-d", str(dataset_path), str(yaml_path)]
-    with open(log_path, "a") as log:
-        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+    # pace_activeset writes its .asi beside the yaml it reads (its name with every ".yaml"
+    # replaced): it runs on a plain-named copy in a private folder, and the result is renamed
+    # into place, so a run cut short leaves no partial .asi.
     asi = yaml_path.with_suffix(".asi")
-    if completed.returncode != 0 or not asi.exists():
-        short = too_few_environments(yaml_path, dataset_path)
-        reason = f": {short}" if short else ""
-        raise FitError(f"pace_activeset failed (exit {completed.returncode}){reason}; see {log_path}")
+    scratch = Path(tempfile.mkdtemp(dir=yaml_path.parent, prefix=".activeset."))
+    try:
+        shutil.copyfile(yaml_path, scratch / "potential.yaml")
+        command = [
+            pacemaker_tool("pace_activeset"),
+            "--all-atoms",
+            "-d",
+            str(Path(dataset_path).resolve()),
+            "potential.yaml",
+        ]
+        with open(log_path, "a") as log:
+            completed = subprocess.run(
+                command, cwd=scratch, stdout=log, stderr=subprocess.STDOUT, check=False
+            )
+        written = scratch / "potential.asi"
+        if completed.returncode != 0 or not written.exists():
+            short = too_few_environments(yaml_path, dataset_path)
+            reason = f": {short}" if short else ""
+            raise FitError(f"pace_activeset failed (exit {completed.returncode}){reason}; see {log_path}")
+        with atomic_output(asi) as temporary:
+            os.replace(written, temporary)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return asi
 
 
@@ -342,7 +418,8 @@ def active_set_of_weighted_atoms(
     weighted = {species: rows[np.asarray(masks[species], bool)] for species, rows in projections.items()}
     active = compute_active_set(weighted, tol=ACTIVE_SET_TOLERANCE, max_iters=ACTIVE_SET_ITERATIONS)
     asi = yaml_path.with_suffix(".asi")
-    save_active_inverse_set(str(asi), compute_A_active_inverse(active), basis.elements_name)
+    with atomic_output(asi) as temporary:
+        save_active_inverse_set(str(temporary), compute_A_active_inverse(active), basis.elements_name)
     return asi
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from ase import Atoms
 from mlip_autopipe.contract import Status
 from mlip_autopipe.data import has_labels, read_structures, structure_uid, write_structures
 from mlip_autopipe.errors import LabellingError, StructureError
+from mlip_autopipe.label_attempts import AttemptRecord, killed_attempts_verdict
 from mlip_autopipe.oracles import Oracle
 
 #: Never an empty reason: ASE's extxyz writer stores "" bare, which garbles the next key.
@@ -85,18 +86,7 @@ def label_candidate(
     try:
         labelled = oracle.label(candidate)
     except LabellingError as error:
-        failed = candidate.copy()
-        failed.info.update(
-            label_status=Status.FAILED.value,
-            label_reason=str(error),
-            label_failure=error.category,
-            label_attempts=max(1, len(error.history)),
-            label_history=json.dumps(error.history),
-            oracle=oracle.name,
-            oracle_settings=settings,
-            from_cache=False,
-        )
-        return failed
+        return failed_label(candidate, oracle, error)
     labelled.info.update(
         label_status=Status.OK.value,
         label_reason=REASON_LABELLED,
@@ -106,6 +96,51 @@ def label_candidate(
     )
     if cached_file is not None:
         write_structures(cached_file, labelled)
+    return labelled
+
+
+def failed_label(candidate: Atoms, oracle: Oracle, error: LabellingError) -> Atoms:
+    """The unlabelled ``candidate`` with the failure's status, reason, category and history."""
+    failed = candidate.copy()
+    failed.info.update(
+        label_status=Status.FAILED.value,
+        label_reason=str(error),
+        label_failure=error.category,
+        label_attempts=max(1, len(error.history)),
+        label_history=json.dumps(error.history),
+        oracle=oracle.name,
+        oracle_settings=oracle.settings_hash(),
+        from_cache=False,
+    )
+    return failed
+
+
+def label_job(
+    candidate: Atoms,
+    build_oracle: Callable[[], Oracle],
+    output: str | os.PathLike[str],
+    *,
+    attempts_file: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    runtime_min: float | None = None,
+    max_killed_attempts: int = 2,
+) -> Atoms:
+    """One label job: label ``candidate`` (:func:`label_candidate`) and write ``output``.
+
+    The job is recorded in ``attempts_file`` from before the oracle is built until the output
+    is written. Earlier runs of the job that were killed from outside (at its runtime
+    ``runtime_min``, or ``max_killed_attempts`` times otherwise) make the output a
+    ``walltime``/``killed`` failure instead of one more run
+    (:mod:`mlip_autopipe.label_attempts`), so a generation always gathers.
+    """
+    verdict = killed_attempts_verdict(attempts_file, runtime_min, max_killed_attempts)
+    if verdict is not None:
+        labelled = failed_label(candidate, build_oracle(), verdict)
+        write_structures(output, labelled)
+        return labelled
+    with AttemptRecord(attempts_file, runtime_min):
+        labelled = label_candidate(candidate, build_oracle(), cache_dir)
+        write_structures(output, labelled)
     return labelled
 
 

@@ -22,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from ase import Atoms
 from ase.io import write
 
 from mlip_autopipe.data import tag_structure
-from mlip_autopipe.errors import ExplorationError
+from mlip_autopipe.errors import ConfigError, ExplorationError
 from mlip_autopipe.explore import RunSummary, choose_starts
 
 #: The plugin's build folder in a checkout (``make plugin``); LAMMPS auto-loads ``*plugin.so``.
@@ -291,6 +292,49 @@ def lammps_environment(command: Sequence[str]) -> dict[str, str]:
             "project's plugin, or set explore.lammps_command to a LAMMPS built with ML-PACE"
         )
     return environment
+
+
+#: The smallest deck that needs the pair style: LAMMPS stops at once when no plugin or
+#: package provides it ("Unrecognized pair style").
+PAIR_STYLE_PROBE = "pair_style pace/extrapolation\n"
+
+
+def check_pace_extrapolation(explore: Mapping[str, Any]) -> None:
+    """The ``lammps`` engine's LAMMPS can create ``pair_style pace/extrapolation``.
+
+    Runs a one-line deck with the environment an exploration would get (this project's plugin
+    on LAMMPS_PLUGIN_PATH), so a plugin that is missing or does not load is found before any job.
+
+    Raises:
+        ConfigError: naming ``explore.lammps_command`` when one is set, else ``explore.engine``.
+    """
+    key = "explore.lammps_command" if explore.get("lammps_command") else "explore.engine"
+    try:
+        command = lammps_command(explore)
+        environment = lammps_environment(command)
+    except ExplorationError as error:
+        raise ConfigError(key, str(error)) from error
+    with tempfile.TemporaryDirectory(prefix="pace-probe-") as folder:
+        (Path(folder) / "probe.lammps").write_text(PAIR_STYLE_PROBE)
+        try:
+            result = subprocess.run(
+                [*command, "-in", "probe.lammps", "-log", "none", "-nocite"],
+                cwd=folder,
+                env=environment,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise ConfigError(key, f"cannot run LAMMPS ({' '.join(command)}): {error}") from error
+    if result.returncode != 0 or "ERROR" in result.stdout:
+        raise ConfigError(
+            key,
+            f"{command[-1]} cannot create pair_style pace/extrapolation "
+            f"({_last_error(result.stdout, result.stderr)}): run `make plugin` to build this project's "
+            "plugin, or set explore.lammps_command to a LAMMPS built with ML-PACE",
+        )
 
 
 def run_lammps(

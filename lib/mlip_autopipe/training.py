@@ -29,7 +29,7 @@ from typing import Any
 from ase import Atoms
 
 from mlip_autopipe import fit, nonlinear_fit
-from mlip_autopipe.data import write_text_atomic
+from mlip_autopipe.data import atomic_output, write_text_atomic
 from mlip_autopipe.distillation import distillation_set
 from mlip_autopipe.errors import FitError
 from mlip_autopipe.timing import tool_time
@@ -154,8 +154,9 @@ def train_potential(
         else:
             basis = fit.fit_linear(train, elements, fit_settings, references)
     fitted = time.perf_counter()
-    fit.save_potential(basis, folder / POTENTIAL_YAML, folder / POTENTIAL_YACE)
-    fit.to_dataframe(train, references).to_pickle(folder / DATASET, compression="gzip")
+    fit.save_potential(basis, folder / POTENTIAL_YAML, folder / POTENTIAL_YACE, references)
+    with atomic_output(folder / DATASET) as temporary:
+        fit.to_dataframe(train, references).to_pickle(temporary, compression="gzip")
     with tool_time(log, "pacemaker"):
         fit.compute_active_set(
             folder / POTENTIAL_YAML, folder / DATASET, tool_log or folder / "activeset.log"

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ase.io import iread
-
 from mlip_autopipe.contract import Status
+from mlip_autopipe.data import read_structures
 
 
 @dataclass
@@ -51,7 +50,7 @@ def _label_outcomes(folder: Path, uids: set[str] | None) -> tuple[int, int]:
         if uids is not None and path.stem not in uids:
             continue
         try:
-            atoms = next(iread(path))
+            (atoms,) = read_structures(path)
         except Exception:  # a label file that cannot be read yet counts as pending
             continue
         if atoms.info.get("label_status", Status.OK) == Status.OK:

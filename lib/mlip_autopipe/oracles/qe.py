@@ -211,24 +211,40 @@ def expand_mpi(tokens: Sequence[str], mpi: str | None) -> tuple[str, ...]:
     return tuple(part for token in tokens for part in (launcher if token == MPI_PLACEHOLDER else [token]))
 
 
-#: Launchers that may precede pw.x in ``oracle.qe.command``; their options are skipped too.
+#: Programs that start another program (the one to check) after their own options.
 MPI_LAUNCHERS = frozenset(
-    {"mpirun", "mpiexec", "srun", "orterun", "aprun", "jsrun", "ibrun", MPI_PLACEHOLDER}
+    {"mpirun", "mpiexec", "mpiexec.hydra", "orterun", "srun", "aprun", "jsrun", "ibrun", "prun"}
 )
 
 
-def pw_program(tokens: Sequence[str]) -> str | None:
-    """The program in a pw.x command: a token named ``*pw.x``, else the first token that is
-    neither a launcher, an option nor a value and is found on PATH; None when there is none."""
-    named = [token for token in tokens if Path(token).name.endswith("pw.x") and shutil.which(token)]
-    if named:
-        return named[0]
-    for token in tokens:
-        if Path(token).name in MPI_LAUNCHERS or token.startswith("-") or "{" in token:
-            continue
-        if shutil.which(token):
+def launched_program(tokens: Sequence[str]) -> str | None:
+    """The program a command runs: its first word, or with an MPI launcher first, the first
+    word after the launcher's options (an option's value is skipped unless it is a program:
+    found on PATH, a path, or named like QE's ``*.x``). None when nothing follows the options."""
+    if os.path.basename(tokens[0]) not in MPI_LAUNCHERS:
+        return tokens[0]
+    index = 1
+    while index < len(tokens):
+        token = tokens[index]
+        if not token.startswith("-"):
             return token
+        index += 1
+        if "=" not in token and index < len(tokens) and not _is_program(tokens[index]):
+            index += 1  # the option's value, e.g. "-np 4", "--bind-to core"
     return None
+
+
+def _is_program(token: str) -> bool:
+    return not token.startswith("-") and (
+        shutil.which(token) is not None or os.sep in token or token.endswith(".x")
+    )
+
+
+def pw_program(tokens: Sequence[str]) -> str | None:
+    """The program in a pw.x command (after ``{mpi}``/a launcher and its options) when it is
+    found on PATH or as a path; None otherwise."""
+    program = launched_program(expand_mpi(tokens, None))
+    return program if program is not None and shutil.which(program) else None
 
 
 def pw_version(tokens: Sequence[str]) -> str:
@@ -389,10 +405,16 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
         if value is not None and value <= 0:
             raise ConfigError(f"oracle.qe.{key}", f"must be positive, not {value}")
     tokens = expand_mpi(command_tokens(qe["command"]), qe.get("mpi"))
-    try:
-        find_tool(tokens[0])
-    except ToolNotFoundError as error:
-        raise ConfigError("oracle.qe.command", f"{error} (run `make setup`)") from error
+    if shutil.which(tokens[0]) is None:
+        raise ConfigError("oracle.qe.command", f"program '{tokens[0]}' not found on PATH (run `make setup`)")
+    program = launched_program(tokens)
+    if program is None:
+        raise ConfigError("oracle.qe.command", f"names no program after the options of '{tokens[0]}'")
+    if shutil.which(program) is None:
+        raise ConfigError(
+            "oracle.qe.command",
+            f"program '{program}' not found on PATH (after '{tokens[0]}'; run `make setup`)",
+        )
     if qe["pseudo_dir"]:
         pseudo_dir = Path(os.path.expanduser(str(qe["pseudo_dir"])))
         if not pseudo_dir.is_dir():
