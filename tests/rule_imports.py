@@ -38,6 +38,12 @@ def third_party(module: str) -> str | None:
     return top
 
 
+def _with_parents(module: str) -> set[Definition]:
+    """Importing ``oracles.qe`` runs the top level of ``oracles`` (its ``__init__``) too."""
+    parts = module.split(".")
+    return {(".".join(parts[: index + 1]), None) for index in range(len(parts))}
+
+
 def _imports(node: ast.AST, reach: Reach, aliases: dict[str, Definition]) -> None:
     for inner in ast.walk(node):
         if isinstance(inner, ast.Import):
@@ -45,8 +51,8 @@ def _imports(node: ast.AST, reach: Reach, aliases: dict[str, Definition]) -> Non
                 if package := third_party(alias.name):
                     reach.packages.add(package)
                 elif alias.name.startswith(f"{PACKAGE}."):
-                    module = alias.name.split(".")[1]
-                    reach.definitions.add((module, None))
+                    module = alias.name[len(PACKAGE) + 1 :]
+                    reach.definitions.update(_with_parents(module))
                     if alias.asname:
                         aliases[alias.asname] = (module, None)
         elif isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
@@ -57,8 +63,8 @@ def _imports(node: ast.AST, reach: Reach, aliases: dict[str, Definition]) -> Non
                     aliases[alias.asname or alias.name] = (alias.name, None)
                     reach.definitions.add((alias.name, None))
             elif inner.module.startswith(f"{PACKAGE}."):  # from mlip_autopipe.fit import evaluate
-                module = inner.module.split(".")[1]
-                reach.definitions.add((module, None))
+                module = inner.module[len(PACKAGE) + 1 :]
+                reach.definitions.update(_with_parents(module))
                 for alias in inner.names:
                     aliases[alias.asname or alias.name] = (module, alias.name)
 
@@ -91,8 +97,12 @@ class Library:
 
     def __init__(self, folder: Path) -> None:
         self.reaches: dict[Definition, Reach] = {}
-        for path in sorted(folder.glob("*.py")):
-            self._add(path.stem, ast.parse(path.read_text()))
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).with_suffix("").parts
+            if parts[-1] == "__init__":  # a package's own module: oracles/__init__.py is `oracles`
+                parts = parts[:-1]
+            if parts:
+                self._add(".".join(parts), ast.parse(path.read_text()))
 
     def _add(self, module: str, tree: ast.Module) -> None:
         kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -120,6 +130,8 @@ class Library:
                 continue
             seen.add(key)
             reach = self.reaches.get(key)
+            if reach is None and key[1] is not None:  # from mlip_autopipe.oracles import qe
+                reach = self.reaches.get((f"{key[0]}.{key[1]}", None))
             if reach is not None:  # None: a constant or re-export, which runs no code of its own
                 found |= reach.packages
                 todo.extend(reach.definitions)
