@@ -61,6 +61,7 @@ include: "rules/explore.smk"
 include: "rules/select.smk"
 include: "rules/embed.smk"
 include: "rules/loop.smk"
+include: "rules/production.smk"
 include: "rules/report.smk"
 include: "rules/validation.smk"
 
