@@ -28,12 +28,16 @@ EMT_PRESET = REPO / "config" / "emt.yaml"
 
 @pytest.fixture(scope="module")
 def production_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The EMT preset cut to two generations, with a cheap validation of pure Cu whose a0
-    tolerance no fit can meet (so the run must end normally with production_ready false)."""
+    """The EMT preset cut to two generations with a 20-function linear loop fit and the preset's
+    production fit (nonlinear, 40 functions, 100 iterations), and a cheap validation of pure
+    Cu whose a0 tolerance no fit can meet (the run must end normally, production_ready false)."""
     run_dir = tmp_path_factory.mktemp("production")
     config = yaml.safe_load(EMT_PRESET.read_text())
     config["loop"].update(max_generations=2)
     config["explore"].update(steps=300)
+    # the loop's fits small and fast (linear, 20 functions), the production fit nonlinear
+    config["fit"]["functions_per_element"] = 20
+    config["production"]["enabled"] = True
     config["validation"] = {
         "compositions": [{"Cu": 1.0}],
         "eos": {"points": 7},
