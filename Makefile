@@ -90,9 +90,10 @@ $(PLUGIN): $(ACE_SDIST_STAMP) $(wildcard $(PLUGIN_SRC)/*.cpp $(PLUGIN_SRC)/*.h) 
 	touch $@
 
 # Resumable: a lock left by a killed run is removed first (only when no Snakemake works
-# there), and the local profile reruns incomplete jobs.
+# there), and the local profile reruns incomplete jobs. The resume tool is this checkout's
+# (lib/ first, as the Snakefile and scripts do), whichever checkout the venv was installed from.
 run: setup
-	"$(BIN)/python" -m mlip_autopipe.cli.resume "$$RUN_DIR"
+	PYTHONPATH="$(CURDIR)/lib$${PYTHONPATH:+:$$PYTHONPATH}" "$(BIN)/python" -m mlip_autopipe.cli.resume "$$RUN_DIR"
 	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \
 		--profile "$(abspath profiles/local)" --cores "$$CORES" --configfile "$$CONFIG"
 
@@ -101,7 +102,7 @@ dry-run: setup
 		--cores "$$CORES" --configfile "$$CONFIG" -n
 
 status: setup
-	"$(BIN)/mlip-autopipe-status" "$$RUN_DIR"
+	PYTHONPATH="$(CURDIR)/lib$${PYTHONPATH:+:$$PYTHONPATH}" "$(BIN)/python" -m mlip_autopipe.cli.status "$$RUN_DIR"
 
 report: setup
 	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \

@@ -127,7 +127,7 @@ def small_fit_section(**values: Any) -> dict[str, Any]:
 
 def fit_small_potential(data: list[Atoms], folder: Path) -> dict[str, Any]:
     """Fit SMALL_FIT_SETTINGS on labelled Cu-Ni ``data`` with the pipeline's own recipe;
-    potential.yaml/.yace, active set and reference energies."""
+    potential.yaml/.yace, active set, references."""
     from mlip_autopipe.training import train_potential
 
     fitted = train_potential(data, ["Cu", "Ni"], small_fit_section(), folder)

@@ -18,7 +18,8 @@ PACKAGE = "mlip_autopipe"
 #: Top-level names that are neither third-party packages nor library modules.
 LOCAL_NAMES = {PACKAGE, "common", "snakemake", "__future__"}
 
-#: A library definition: (module, name); name None is the module's top level.
+#: A library definition: (module, name); name None is the module's top level. Modules are
+#: dotted paths inside the package (``fit``, ``oracles``, ``oracles.qe``).
 Definition = tuple[str, str | None]
 
 
@@ -38,21 +39,17 @@ def third_party(module: str) -> str | None:
     return top
 
 
-def _with_parents(module: str) -> set[Definition]:
-    """Importing ``oracles.qe`` runs the top level of ``oracles`` (its ``__init__``) too."""
-    parts = module.split(".")
-    return {(".".join(parts[: index + 1]), None) for index in range(len(parts))}
-
-
-def _imports(node: ast.AST, reach: Reach, aliases: dict[str, Definition]) -> None:
+def _imports(
+    node: ast.AST, reach: Reach, aliases: dict[str, Definition], modules: frozenset[str] = frozenset()
+) -> None:
     for inner in ast.walk(node):
         if isinstance(inner, ast.Import):
             for alias in inner.names:
                 if package := third_party(alias.name):
                     reach.packages.add(package)
                 elif alias.name.startswith(f"{PACKAGE}."):
-                    module = alias.name[len(PACKAGE) + 1 :]
-                    reach.definitions.update(_with_parents(module))
+                    module = alias.name.split(".", 1)[1]
+                    reach.definitions.add((module, None))
                     if alias.asname:
                         aliases[alias.asname] = (module, None)
         elif isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
@@ -63,10 +60,14 @@ def _imports(node: ast.AST, reach: Reach, aliases: dict[str, Definition]) -> Non
                     aliases[alias.asname or alias.name] = (alias.name, None)
                     reach.definitions.add((alias.name, None))
             elif inner.module.startswith(f"{PACKAGE}."):  # from mlip_autopipe.fit import evaluate
-                module = inner.module[len(PACKAGE) + 1 :]
-                reach.definitions.update(_with_parents(module))
+                module = inner.module.split(".", 1)[1]
+                reach.definitions.add((module, None))
                 for alias in inner.names:
-                    aliases[alias.asname or alias.name] = (module, alias.name)
+                    if f"{module}.{alias.name}" in modules:  # from mlip_autopipe.oracles import qe
+                        aliases[alias.asname or alias.name] = (f"{module}.{alias.name}", None)
+                        reach.definitions.add((f"{module}.{alias.name}", None))
+                    else:
+                        aliases[alias.asname or alias.name] = (module, alias.name)
 
 
 def _names(
@@ -84,10 +85,16 @@ def _names(
                 reach.definitions.add((target[0], inner.attr))
 
 
-def code_reach(module: str, node: ast.AST, aliases: dict[str, Definition], defined: set[str]) -> Reach:
+def code_reach(
+    module: str,
+    node: ast.AST,
+    aliases: dict[str, Definition],
+    defined: set[str],
+    modules: frozenset[str] = frozenset(),
+) -> Reach:
     """The reach of one piece of code; ``aliases`` gains the names its imports bind."""
     reach = Reach()
-    _imports(node, reach, aliases)
+    _imports(node, reach, aliases, modules)
     _names(node, module, reach, aliases, defined)
     return reach
 
@@ -97,12 +104,18 @@ class Library:
 
     def __init__(self, folder: Path) -> None:
         self.reaches: dict[Definition, Reach] = {}
+        #: names a module imports at its top level (a package's re-exports): where they live
+        self.exports: dict[Definition, Definition] = {}
+        paths = {}
         for path in sorted(folder.rglob("*.py")):
-            parts = path.relative_to(folder).with_suffix("").parts
-            if parts[-1] == "__init__":  # a package's own module: oracles/__init__.py is `oracles`
-                parts = parts[:-1]
+            parts = list(path.relative_to(folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
             if parts:
-                self._add(".".join(parts), ast.parse(path.read_text()))
+                paths[".".join(parts)] = path
+        self.modules = frozenset(paths)
+        for module, path in paths.items():
+            self._add(module, ast.parse(path.read_text()))
 
     def _add(self, module: str, tree: ast.Module) -> None:
         kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -111,12 +124,15 @@ class Library:
         top = Reach()
         for node in tree.body:
             if not isinstance(node, kinds):
-                part = code_reach(module, node, aliases, set(definitions))
+                part = code_reach(module, node, aliases, set(definitions), self.modules)
                 top.packages |= part.packages
                 top.definitions |= part.definitions
         self.reaches[(module, None)] = top
+        for name, target in aliases.items():
+            if name not in definitions:
+                self.exports[(module, name)] = target
         for name, node in definitions.items():
-            reach = code_reach(module, node, dict(aliases), set(definitions))
+            reach = code_reach(module, node, dict(aliases), set(definitions), self.modules)
             reach.definitions.add((module, None))
             self.reaches[(module, name)] = reach
 
@@ -130,14 +146,16 @@ class Library:
                 continue
             seen.add(key)
             reach = self.reaches.get(key)
-            if reach is None and key[1] is not None:  # from mlip_autopipe.oracles import qe
-                reach = self.reaches.get((f"{key[0]}.{key[1]}", None))
-            if reach is not None:  # None: a constant or re-export, which runs no code of its own
+            if reach is not None:
                 found |= reach.packages
                 todo.extend(reach.definitions)
+            elif key in self.exports:  # a name the module imports: follow it to its home
+                todo.append(self.exports[key])
+            # otherwise a constant, which runs no code of its own
         return found
 
 
 def script_packages(library: Library, script: Path) -> set[str]:
     """The third-party packages a rule's ``script:`` can import."""
-    return library.packages(code_reach("__script__", ast.parse(script.read_text()), {}, set()))
+    tree = ast.parse(script.read_text())
+    return library.packages(code_reach("__script__", tree, {}, set(), library.modules))

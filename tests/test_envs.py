@@ -106,7 +106,7 @@ RULES = rule_scripts_and_envs()
 
 def test_the_import_walk_follows_what_a_script_runs() -> None:
     scripts = {name: script for name, script, _ in RULES}
-    # label builds any oracle (make_oracle names the surrogate factory, which imports torch);
+    # label builds any oracle (oracle_from_config names the surrogate factory, which imports torch);
     # gather_labels imports the same module but never builds an oracle
     assert {"torch", "mace", "chgnet"} <= script_packages(LIBRARY, scripts["label"])
     assert "torch" not in script_packages(LIBRARY, scripts["gather_labels"])

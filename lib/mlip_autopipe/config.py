@@ -117,7 +117,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 
         qe = oracle["qe"]
         for section in ("starting_magnetic_moments", "element_cutoffs"):
-            for element in qe.get(section) or {}:
+            for element in qe[section] or {}:
                 if element not in elements:
                     raise ConfigError(
                         f"oracle.qe.{section}.{element}",

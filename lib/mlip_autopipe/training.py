@@ -11,8 +11,10 @@ potential files, active set and metrics.
 4. the fit: linear (``pyace.linearacefit``) or nonlinear (the ``pacemaker`` command, warm-started
    from the previous potential when given); a failed nonlinear fit is ledgered in
    ``failure.json`` before the error is raised;
-5. ``potential.yaml``/``.yace``, the training DataFrame, the active set (``potential.asi``) and
-   ``metrics.json`` (train/test RMSE on oracle labels only, references, optimizer history).
+5. ``potential.yaml``/``.yace`` (both record the reference energies; the .yace adds them back,
+   see :func:`mlip_autopipe.fit.save_potential`), the training DataFrame, the active set
+   (``potential.asi``) and ``metrics.json`` (train/test RMSE on oracle labels only, references,
+   optimizer history), each written to a temporary name and renamed.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Then (and only then) ``snakemake --unlock`` is safe. This process and its ancest
 ``make`` and shell that started it) do not count. Incomplete outputs are handled by
 ``--rerun-incomplete`` (set in the profiles).
 
-    python -m mlip_autopipe.cli.resume RUN_DIR   # prints what it did; exit 0 unless a run still works
+    python -m mlip_autopipe.cli.resume RUN_DIR  # says what it did; exit 0 unless something still works there
 """
 
 from __future__ import annotations

@@ -405,8 +405,10 @@ def resolve_settings(qe: Mapping[str, Any], elements: Sequence[str]) -> QESettin
         if value is not None and value <= 0:
             raise ConfigError(f"oracle.qe.{key}", f"must be positive, not {value}")
     tokens = expand_mpi(command_tokens(qe["command"]), qe.get("mpi"))
-    if shutil.which(tokens[0]) is None:
-        raise ConfigError("oracle.qe.command", f"program '{tokens[0]}' not found on PATH (run `make setup`)")
+    try:
+        find_tool(tokens[0])
+    except ToolNotFoundError as error:
+        raise ConfigError("oracle.qe.command", f"{error} (run `make setup`)") from error
     program = launched_program(tokens)
     if program is None:
         raise ConfigError("oracle.qe.command", f"names no program after the options of '{tokens[0]}'")
