@@ -21,7 +21,8 @@ export PATH := $(BIN):$(PATH)
 # Debian packages the tests and local runs use (Slurm for the scale-out test).
 APT_PACKAGES := slurm-wlm munge
 
-.PHONY: setup system setup-qe plugin run dry-run status report test lint clean-results benchmark-learning
+.PHONY: setup system setup-qe plugin run dry-run status report test lint clean-results benchmark-learning \
+	benchmark-exploration
 
 setup: system setup-qe $(STAMP) plugin
 
@@ -129,3 +130,11 @@ benchmark-learning: $(STAMP)
 	nice $(BIN)/python benchmarks/learning_efficiency.py --keep $(BENCH_DIR)
 	nice $(BIN)/python benchmarks/overhead.py --emt-run $(BENCH_DIR)/loop_seed7
 	rm -rf $(BENCH_DIR)
+
+# Issue-18 benchmark (target: under 30 min on 2 cores): the loop and two random baselines on a
+# broad held-out test set (bulk, defects, liquid, surfaces, strain), three seeds. Writes
+# benchmarks/results/exploration.json; EXPLORATION_ARGS=--quick for a ~3-minute smoke run
+# (written to the temp folder).
+EXPLORATION_ARGS ?=
+benchmark-exploration: $(STAMP)
+	nice $(BIN)/python benchmarks/exploration.py $(EXPLORATION_ARGS)
