@@ -151,17 +151,56 @@ def get_final_generation():
     return config["loop"]["max_generations"] - 1
 
 
+def get_all_training_sets(wildcards):
+    """Every generation's labelled data, up to the stopping generation (the production fit's)."""
+    return [f"{gen_dir(g)}/labelled.extxyz" for g in range(get_final_generation() + 1)]
+
+
+def get_production_fit_settings():
+    """The production fit's settings: the fit section with production.fit on top."""
+    from mlip_autopipe.production import production_fit_settings
+
+    return canonical(production_fit_settings(config["fit"], config["production"]["fit"]))
+
+
+def get_production_threads():
+    """Threads of the production fit: fit.threads when nonlinear, one for a linear fit."""
+    nonlinear = get_production_fit_settings()["mode"] == "nonlinear"
+    return config["fit"]["threads"] if nonlinear else 1
+
+
+def get_final_potential(wildcards):
+    """The potential results/final ships: the production fit, or with production.enabled
+    false the stopping generation's loop fit."""
+    if config["production"]["enabled"]:
+        folder = "results/production"
+    else:
+        folder = f"{gen_dir(get_final_generation())}/fit"
+    return {key: f"{folder}/potential.{key}" for key in ("yaml", "yace", "asi")} | {
+        "metrics": f"{folder}/metrics.json"
+    }
+
+
+def get_validation_potential(wildcards):
+    """The potential validation checks: the one results/final ships (.yaml and active set)."""
+    potential = get_final_potential(wildcards)
+    return {"yaml": potential["yaml"], "asi": potential["asi"]}
+
+
 def get_final_inputs(wildcards):
-    """The stopping generation's potential and every generation's decision."""
+    """The shipped potential, the stopping generation's loop fit metrics, every generation's
+    decision and ledger, the production fit's per-category metrics and the validation."""
     final = get_final_generation()
-    return {
-        "yaml": f"{gen_dir(final)}/fit/potential.yaml",
-        "yace": f"{gen_dir(final)}/fit/potential.yace",
-        "asi": f"{gen_dir(final)}/fit/potential.asi",
-        "metrics": f"{gen_dir(final)}/fit/metrics.json",
+    inputs = get_final_potential(wildcards) | {
+        "loop_metrics": f"{gen_dir(final)}/fit/metrics.json",
         "decisions": [f"{gen_dir(g)}/decision.json" for g in range(final + 1)],
         "ledgers": [f"{gen_dir(g)}/ledger.json" for g in range(final + 1)],
     }
+    if config["production"]["enabled"]:
+        inputs["categories"] = "results/production/categories.json"
+    if config["validation"]["enabled"]:
+        inputs["validation"] = "results/validation/validation.json"
+    return inputs
 
 
 def get_oracle_result_settings():

@@ -28,7 +28,16 @@ rule finalize:
         yaml="results/final/potential.yaml",
         yace="results/final/potential.yace",
         asi="results/final/potential.asi",
-        summary="results/final/summary.json",
+        pair_lines="results/final/pair_lines.lammps",
+        summary=report(
+            "results/final/summary.json",
+            caption="../report/summary.rst",
+            category="Production potential",
+        ),
+    params:
+        elements=config["elements"],
+        tolerances=canonical(config["validation"]["tolerances"]),
+        production=config["production"]["enabled"],
     log:
         "logs/finalize.log",
     conda:

@@ -5,8 +5,7 @@
 
 rule validate:
     input:
-        yaml="results/final/potential.yaml",
-        asi="results/final/potential.asi",
+        unpack(get_validation_potential),
         pool="results/structures/pool.extxyz",
     output:
         json="results/validation/validation.json",

@@ -4,8 +4,8 @@ from common import start
 
 log = start(snakemake)
 
-from mlip_autopipe.contract import Status  # noqa: E402
 from mlip_autopipe.data import copy_atomic, write_text_atomic  # noqa: E402
+from mlip_autopipe.production import oracle_cost, pair_lines, readiness  # noqa: E402
 
 #: What each shipped file's energies are (the README says the same).
 FINAL_ENERGIES = {
@@ -17,29 +17,46 @@ FINAL_ENERGIES = {
     "give energies without them; forces and gamma are the same as with the .yace",
 }
 
-decisions = []
-for path in snakemake.input.decisions:
+
+def load_json(path):
     with open(path) as handle:
-        decisions.append(json.load(handle))
-ledger_totals = {Status.OK: 0, Status.FAILED: 0}
-for path in snakemake.input.ledgers:
-    with open(path) as handle:
-        for entry in json.load(handle):
-            ledger_totals[Status.OK if entry["status"] == Status.OK else Status.FAILED] += 1
-with open(snakemake.input.metrics) as handle:
-    metrics = json.load(handle)
+        return json.load(handle)
+
+
+decisions = [load_json(path) for path in snakemake.input.decisions]
+ledgers = [load_json(path) for path in snakemake.input.ledgers]
+metrics = load_json(snakemake.input.metrics)
+validation_file = snakemake.input.get("validation")
+validation = load_json(validation_file) if validation_file else None
+categories_file = snakemake.input.get("categories")
+ready, reasons = readiness(validation, snakemake.params.tolerances)
 for key in ("yaml", "yace", "asi"):
     copy_atomic(snakemake.input[key], snakemake.output[key])
+lines = pair_lines(snakemake.params.elements, "potential.yace", "potential.yaml", "potential.asi")
+write_text_atomic(snakemake.output.pair_lines, "\n".join(lines) + "\n")
+cost = oracle_cost(ledgers)
 summary = {
+    "potential": "production fit" if snakemake.params.production else "last loop fit",
+    "production_ready": ready,
+    "not_ready_because": reasons,
     "generations": len(decisions),
     "final_generation": decisions[-1]["generation"],
     "stop_reason": decisions[-1]["reason"],
     "why": decisions[-1]["why"],
-    "labels": ledger_totals,
+    "labels": cost["labels"],
+    "oracle_cost": {"calls": cost["calls"], "seconds": cost["seconds"]},
+    "data": {
+        "train_structures": metrics["train"]["n_structures"],
+        "test_structures": metrics["test"]["n_structures"],
+    },
     "final_metrics": metrics,
+    "test_by_category": load_json(categories_file) if categories_file else None,
+    "loop_final_metrics": load_json(snakemake.input.loop_metrics),
     "reference_energies_ev": metrics["reference_energies_ev"],
     "energies": FINAL_ENERGIES,
+    "lammps": lines,
     "decisions": decisions,
 }
 log.info("stopped after %d generations: %s", len(decisions), decisions[-1]["why"])
+log.info("production_ready: %s %s", ready, "; ".join(reasons))
 write_text_atomic(snakemake.output.summary, json.dumps(summary, indent=2) + "\n")

@@ -53,6 +53,20 @@ INFO: dict[str, Key] = {
     "run": Key("name of the exploration run that produced an MD frame", "", "explore"),
     "md_step": Key("MD step of the frame within its run", "", "explore"),
     "temperature": Key("thermostat temperature of the frame's run", "K", "explore"),
+    # broad held-out test sets (testsets.py)
+    "category": Key(
+        "test-set scenario of an oracle MD frame (bulk_300K, vacancy, liquid, surface_111, ...)",
+        "",
+        "testsets",
+    ),
+    "md_steps": Key("oracle MD steps that produced the frame, equilibration included", "", "testsets"),
+    "miller": Key("Miller indices of a test-set slab's free surfaces", "", "testsets"),
+    "bragg_vectors": Key(
+        "parent crystal's Bragg vectors, carried by a melt start cell only", "1/A", "testsets"
+    ),
+    "translational_order": Key(
+        "mean squared structure factor at the Bragg vectors (~1 crystal, ~1/N liquid)", "", "testsets"
+    ),
     "source_file": Key("user file a structure was read from", "", "user_structures"),
     "pick_rank": Key("rank in the farthest-point initial pick", "", "structures"),
     # parent lattice and variants

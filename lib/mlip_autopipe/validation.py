@@ -422,23 +422,30 @@ def validate_material(
     eos_settings, strains = validation["eos"], validation["elastic"]["strains"]
     cubic = material.lattice in CUBIC_LATTICES
     per_method: dict[str, dict[str, Any]] = {}
-    for name, label in methods.items():
-        eos = equation_of_state(
-            material.atoms,
-            label,
-            material.lattice_constant,
-            eos_settings["volume_range"],
-            eos_settings["points"],
-        )
-        # elastic constants at this method's own equilibrium volume
-        equilibrium = scaled_to_volume(material.atoms, eos["v0"])
-        per_method[name] = {"eos": eos, "elastic": elastic_constants(equilibrium, label, strains, cubic)}
     result: dict[str, Any] = {
         "composition": material.composition,
         "lattice": material.lattice,
         "n_atoms": len(material.atoms),
         "methods": per_method,
     }
+    for name, label in methods.items():
+        try:
+            eos = equation_of_state(
+                material.atoms,
+                label,
+                material.lattice_constant,
+                eos_settings["volume_range"],
+                eos_settings["points"],
+            )
+        except ValidationError as error:
+            if name != "potential":
+                raise  # the oracle's own EOS outside the scan is a settings problem
+            # a poor potential is what validation reports, not a crash
+            result["failure"] = f"potential: {error}"
+            return result
+        # elastic constants at this method's own equilibrium volume
+        equilibrium = scaled_to_volume(material.atoms, eos["v0"])
+        per_method[name] = {"eos": eos, "elastic": elastic_constants(equilibrium, label, strains, cubic)}
     if "oracle" in per_method:
         potential, oracle = per_method["potential"], per_method["oracle"]
         comparison = {key: compare(potential["eos"][key], oracle["eos"][key]) for key in ("a0", "v0", "B0")}
@@ -498,7 +505,7 @@ def validate(
     if phonons["enabled"]:
         phonon_methods = {k: v for k, v in methods.items() if k == "potential" or phonon_oracle}
         for material in materials:
-            if not material.is_element:
+            if not material.is_element or results["materials"][material.name].get("failure"):
                 continue
             log(f"phonons of {material.name}")
             volumes = {
@@ -557,6 +564,9 @@ def validate_potential(
         md["material"] = start_material.name
         log(f"MD: {md['reason']}")
     for name, material in results["materials"].items():
+        if material.get("failure"):
+            log(f"{name}: {material['failure']}")
+            continue
         errors = {
             key: round(value["relative_error"], 4) for key, value in material.get("comparison", {}).items()
         }

@@ -42,7 +42,10 @@ def plot_equation_of_state(materials: Mapping[str, Mapping[str, Any]]) -> Figure
             label = f"{method}: a0 {eos['a0']:.3f} A, B0 {eos['B0']:.0f} GPa"
             axis.plot(eos["volumes"], energies, marker="o", markersize=3, label=label, **STYLES[method])
         axis.set(title=name, xlabel="volume (A^3/atom)", ylabel="E - E0 (meV/atom)")
-        axis.legend(fontsize=7)
+        if material.get("failure"):
+            axis.text(0.5, 0.5, material["failure"], ha="center", va="center", wrap=True, fontsize=7)
+        else:
+            axis.legend(fontsize=7)
     figure.tight_layout()
     return figure
 
@@ -50,7 +53,11 @@ def plot_equation_of_state(materials: Mapping[str, Mapping[str, Any]]) -> Figure
 def plot_elastic_constants(materials: Mapping[str, Mapping[str, Any]]) -> Figure:
     """C11, C12, C44 of each material, potential beside oracle."""
     keys = ("C11", "C12", "C44")
-    cubic = {n: m for n, m in materials.items() if "C11" in m["methods"]["potential"]["elastic"]}
+    cubic = {
+        n: m
+        for n, m in materials.items()
+        if "potential" in m["methods"] and "C11" in m["methods"]["potential"]["elastic"]
+    }
     if not cubic:
         return _empty("no cubic material: see the elastic matrices in validation.json")
     figure, axis = plt.subplots(figsize=(max(5.0, 2.2 * len(cubic)), 3.6))
