@@ -84,14 +84,6 @@ INFO: dict[str, Key] = {
     "removed_element": Key("element of the atom a vacancy variant removed", "", "variants"),
     "added_element": Key("element of an interstitial variant's added atom", "", "variants"),
     "exchanged": Key("the two elements an antisite variant swapped", "", "variants"),
-    # held-out test sets (testsets)
-    "category": Key("kind of test configuration (bulk_300K, vacancy, liquid, ...)", "", "testsets"),
-    "md_steps": Key("oracle MD steps that produced a test frame (equilibration included)", "", "testsets"),
-    "miller": Key("Miller indices of a surface slab", "", "testsets"),
-    "bragg_vectors": Key("reciprocal vectors of the parent crystal's Bragg peaks", "1/A", "testsets"),
-    "translational_order": Key(
-        "mean squared structure factor at Bragg vectors (~1: crystal)", "", "testsets"
-    ),
     # exploration and selection
     "max_gamma": Key("largest extrapolation grade of any atom in an MD frame", "", "explore"),
     "core_atom": Key("index of the selected extrapolative atom (embedding centre)", "", "select"),
