@@ -311,7 +311,8 @@ def fit_potential(
 ) -> tuple[Path, dict[str, float]]:
     """The library's fit recipe (``training.train_potential``, what the fit rule runs) on
     ``images``, its own uid-hash hold-out included; the potential and its reference energies."""
-    result = train_potential(list(images), elements, settings, folder)
+    # scoring only: no active set (MaxVol needs more environments than a small budget has)
+    result = train_potential(list(images), elements, settings, folder, active_set=False)
     return result.yaml, result.references
 
 

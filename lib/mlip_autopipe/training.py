@@ -99,6 +99,7 @@ def train_potential(
     threads: int = 1,
     log: logging.Logger | None = None,
     tool_log: str | os.PathLike[str] | None = None,
+    active_set: bool = True,
 ) -> FitResult:
     """Fit a potential on ``training_set`` (oracle labels) into ``out_dir``; see the module doc.
 
@@ -115,6 +116,9 @@ def train_potential(
         threads: pacemaker's threads (nonlinear mode).
         log: where progress and ``tool_seconds pacemaker`` lines go.
         tool_log: the file pace_activeset's output is appended to (default: in ``out_dir``).
+        active_set: compute ``potential.asi`` (the fit rule always does; a benchmark that only
+            scores fits on small training sets may not, as MaxVol needs more environments
+            than basis functions).
 
     Raises:
         FitError: unusable data, or a failed fit (nonlinear failures are in ``failure.json``).
@@ -160,9 +164,10 @@ def train_potential(
     with atomic_output(folder / DATASET) as temporary:
         fit.to_dataframe(train, references).to_pickle(temporary, compression="gzip")
     with tool_time(log, "pacemaker"):
-        fit.compute_active_set(
-            folder / POTENTIAL_YAML, folder / DATASET, tool_log or folder / "activeset.log"
-        )
+        if active_set:
+            fit.compute_active_set(
+                folder / POTENTIAL_YAML, folder / DATASET, tool_log or folder / "activeset.log"
+            )
         metrics: dict[str, Any] = {
             "mode": mode,
             "reference_energies_ev": references,
