@@ -17,7 +17,7 @@ from ase.io import write
 from mlip_autopipe import fit
 from mlip_autopipe.config import section_defaults
 from mlip_autopipe.data import attach_labels, read_structures
-from mlip_autopipe.lammps import lammps_command, lammps_environment, read_thermo
+from mlip_autopipe.explore.lammps import lammps_command, lammps_environment, read_thermo
 from mlip_autopipe.production import readiness
 from mlip_autopipe.validation import Material, validate_material
 from snakemake_cli import run_snakemake
