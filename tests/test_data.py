@@ -140,6 +140,7 @@ ATOMIC_WRITERS = {
     "fit.compute_active_set",
     "train_potential",  # every file through the writers above (tests/test_training.py)
     "label_job",  # writes its label through write_structures
+    "train_production",  # writes through train_potential
 }
 NOT_WRITERS = {"Path", "fit.evaluate", "log.info"}
 
