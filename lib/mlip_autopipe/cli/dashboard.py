@@ -27,9 +27,9 @@ def _overview(run_dir: Path) -> None:
     columns[0].metric("Generations", len(status))
     columns[1].metric("Labelled structures", int(status["labelled"].sum()) if not status.empty else 0)
     if final is not None:
-        generation = final["generation"]
-        columns[2].metric(f"Final test energy RMSE (gen {generation})", f"{final['energy']:.3g} meV/atom")
-        columns[3].metric(f"Final test force RMSE (gen {generation})", f"{final['force']:.3g} meV/A")
+        where = f"{final['split']}, gen {final['generation']}"
+        columns[2].metric(f"Final energy RMSE ({where})", f"{final['energy']:.3g} meV/atom")
+        columns[3].metric(f"Final force RMSE ({where})", f"{final['force']:.3g} meV/A")
     else:
         columns[2].metric("Final test energy RMSE", "not yet")
         columns[3].metric("Final test force RMSE", "not yet")

@@ -81,15 +81,17 @@ def learning_curves(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def final_rmse(run_dir: Path) -> dict[str, float] | None:
-    """Test RMSE of the last fitted generation (energy meV/atom, force meV/A) and its generation."""
+def final_rmse(run_dir: Path) -> dict[str, Any] | None:
+    """RMSE of the last fitted generation (energy meV/atom, force meV/A), its generation and
+    split: the held-out test split where one exists, else the training split (said so)."""
     curves = learning_curves(run_dir)
     if curves.empty:
         return None
     test = curves[curves["split"] == "test"]
-    last = (test if not test.empty else curves).sort_values("generation").iloc[-1]
+    last = (test if not test.empty else curves).sort_values(["generation", "split"]).iloc[-1]
     return {
         "generation": int(last["generation"]),
+        "split": str(last["split"]),
         "energy": float(last["energy RMSE (meV/atom)"]),
         "force": float(last["force RMSE (meV/A)"]),
     }
