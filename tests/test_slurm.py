@@ -131,12 +131,16 @@ def stall_one_label_job(run_dir: Path, workflow: subprocess.Popen[str], timeout:
         for pid, uid in label_scripts_running(label_logs).items():
             attempts = label_logs / f"{uid}.attempts.json"
             label = run_dir / "results" / "gen_000" / "label" / f"{uid}.extxyz"
-            while not attempts.exists() and not label.exists() and Path(f"/proc/{pid}/fd").is_dir():
-                time.sleep(0.001)
+            # Stopped at once, then let run in 2 ms steps: an EMT label takes milliseconds, so
+            # polling a running job misses the moment between its record and its label.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
-                if attempts.exists() and not label.exists():
-                    return uid  # stopped between the attempt's record and its label
+                while not label.exists():
+                    if attempts.exists():
+                        return uid  # stopped between the attempt's record and its label
+                    os.kill(pid, signal.SIGCONT)
+                    time.sleep(0.002)
+                    os.kill(pid, signal.SIGSTOP)
                 os.kill(pid, signal.SIGCONT)  # too late: that one had finished
         time.sleep(0.02)
     raise AssertionError("no label job could be stopped while its oracle ran")
