@@ -41,6 +41,9 @@ def tiny_validation_config() -> dict[str, Any]:
         lattice_file="primitive.extxyz", supercell=[2, 2, 2], compositions=[{"Si": 0.5, "Ge": 0.5}]
     )
     config["oracle"]["qe"].update(TINY_QE)
+    # validation checks the potential results/final ships: with production on, results/production's
+    # (a fixed path, so the test's own fit stands there; the loop's fits would need the loop)
+    config["production"] = {"enabled": True}
     config["validation"] = {
         "compositions": [{"Si": 1.0}],
         "eos": {"points": 5, "volume_range": 0.12},
@@ -68,7 +71,7 @@ def training_cells() -> list[Atoms]:
 def test_validate_rule_runs_pw_x_with_the_labelling_oracle(tmp_path: Path) -> None:
     config = tiny_validation_config()
     run_dir = tmp_path / "run"
-    (run_dir / "results" / "final").mkdir(parents=True)
+    (run_dir / "results" / "production").mkdir(parents=True)
     (run_dir / "results" / "structures").mkdir(parents=True)
     write(run_dir / "primitive.extxyz", bulk("Si", "diamond", a=SILICON_A))
     configfile = tmp_path / "config.yaml"
@@ -79,7 +82,7 @@ def test_validate_rule_runs_pw_x_with_the_labelling_oracle(tmp_path: Path) -> No
     data = [oracle.label(atoms) for atoms in training_cells()]
     # energies weighted up: the fit must hold the E(V) curve whose minimum the scan brackets
     settings = small_fit_section(functions_per_element=15, energy_weight=1000.0)
-    train_potential(data, config["elements"], settings, run_dir / "results" / "final")
+    train_potential(data, config["elements"], settings, run_dir / "results" / "production")
     write_structures(run_dir / "results" / "structures" / "pool.extxyz", data)
 
     result = run_snakemake(
