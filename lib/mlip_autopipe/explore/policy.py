@@ -104,19 +104,25 @@ def _element_property(element: str, name: str) -> float | None:
     return None if value is None else float(value)
 
 
+def _composition_weighted(composition: Mapping[str, float], name: str, what: str) -> float:
+    """The composition-weighted pymatgen element property ``name``; a ConfigError naming
+    ``explore.policy.<name>`` for an element without a tabulated value (``what`` says which)."""
+    total = 0.0
+    for element, fraction in composition.items():
+        value = _element_property(element, name)
+        if value is None:
+            raise ConfigError(f"explore.policy.{name}", f"no tabulated {what} for {element}")
+        total += fraction * value
+    return total
+
+
 def estimated_melting_point(composition: Mapping[str, float]) -> float:
     """Composition-weighted melting point (K) from pymatgen's element data.
 
     Raises:
         ConfigError: an element without a tabulated melting point.
     """
-    total = 0.0
-    for element, fraction in composition.items():
-        value = _element_property(element, "melting_point")
-        if value is None:
-            raise ConfigError("explore.policy.melting_point", f"no tabulated melting point for {element}")
-        total += fraction * value
-    return total
+    return _composition_weighted(composition, "melting_point", "melting point")
 
 
 def estimated_bulk_modulus(composition: Mapping[str, float]) -> float:
@@ -125,13 +131,7 @@ def estimated_bulk_modulus(composition: Mapping[str, float]) -> float:
     Raises:
         ConfigError: an element without a tabulated bulk modulus.
     """
-    total = 0.0
-    for element, fraction in composition.items():
-        value = _element_property(element, "bulk_modulus")
-        if value is None:
-            raise ConfigError("explore.policy.bulk_modulus", f"no tabulated bulk modulus for {element}")
-        total += fraction * value
-    return total
+    return _composition_weighted(composition, "bulk_modulus", "bulk modulus")
 
 
 def planned_melting_point(
