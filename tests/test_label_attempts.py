@@ -106,3 +106,26 @@ def test_an_attempt_that_ends_leaves_no_record(tmp_path: Path) -> None:
         (record,) = read_attempts(attempts)
         assert record["runtime_min"] == 1.0 and record["started"] <= record["last_alive"]
     assert not attempts.exists()
+
+
+def test_a_sigterm_right_after_the_record_appears_is_stamped(tmp_path: Path, monkeypatch) -> None:
+    # A job stopped (hung, or SIGSTOPped) just after its record was written and then ended by
+    # Slurm's SIGTERM must stamp the signal, or it is classed `killed` and labelled again. So the
+    # handler is in place before the first write (it was installed after it; the Slurm test hit
+    # that window once in CI).
+    import mlip_autopipe.label_attempts as label_attempts
+
+    attempts = tmp_path / "uid.attempts.json"
+    handlers_at_write: list[object] = []
+    real_write = label_attempts.write_text_atomic
+
+    def spying_write(path, text):  # type: ignore[no-untyped-def]
+        handlers_at_write.append(signal.getsignal(signal.SIGTERM))
+        return real_write(path, text)
+
+    monkeypatch.setattr(label_attempts, "write_text_atomic", spying_write)
+    record = AttemptRecord(attempts, runtime_min=1.0)
+    with record:
+        pass
+    assert handlers_at_write and handlers_at_write[0] == record._on_sigterm
+    assert signal.getsignal(signal.SIGTERM) is not record._on_sigterm  # restored on exit

@@ -147,9 +147,11 @@ class AttemptRecord:
         os.kill(os.getpid(), signum)
 
     def __enter__(self) -> AttemptRecord:
-        self._write()
+        # the handler first: once the record exists, a SIGTERM always stamps it (a job stopped
+        # between the two would otherwise die unstamped and count as killed, not walltime)
         if threading.current_thread() is threading.main_thread():
             self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._write()
         self._thread.start()
         return self
 
