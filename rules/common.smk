@@ -163,6 +163,12 @@ def get_production_fit_settings():
     return canonical(production_fit_settings(config["fit"], config["production"]["fit"]))
 
 
+def get_production_ladder():
+    """production.ladder when enabled (the production fit grows its basis step by step), else None."""
+    ladder = config["production"]["ladder"]
+    return canonical(ladder) if ladder["enabled"] else None
+
+
 def get_production_threads():
     """Threads of the production fit: fit.threads when nonlinear, one for a linear fit."""
     nonlinear = get_production_fit_settings()["mode"] == "nonlinear"

@@ -15,6 +15,7 @@ rule production:
         dataset="results/production/training.pckl.gzip",
     params:
         fit=get_production_fit_settings(),
+        ladder=get_production_ladder(),
         elements=config["elements"],
     log:
         "logs/production.log",

@@ -50,6 +50,8 @@ summary = {
         "test_structures": metrics["test"]["n_structures"],
     },
     "final_metrics": metrics,
+    # production.ladder: every step, the chosen one and why the basis stopped growing (or None)
+    "ladder": metrics.get("ladder"),
     "test_by_category": load_json(categories_file) if categories_file else None,
     "loop_final_metrics": load_json(snakemake.input.loop_metrics),
     "reference_energies_ev": metrics["reference_energies_ev"],

@@ -20,6 +20,7 @@ try:
         threads=snakemake.threads,
         log=log,
         tool_log=snakemake.log[0],
+        ladder=snakemake.params.ladder,
     )
 except FitError as error:
     log.error("%s: %s", type(error).__name__, error)

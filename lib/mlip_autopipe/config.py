@@ -156,6 +156,39 @@ def check_config(config: Mapping[str, Any]) -> None:
     if len(fit["fs_parameters"]) % 2:
         raise ConfigError("fit.fs_parameters", "needs (prefactor, exponent) pairs: an even number of values")
     _check_embedding(config)
+    _check_ladder(config)
+
+
+def _check_ladder(config: Mapping[str, Any]) -> None:
+    """production.ladder needs the production fit it grows: nonlinear, with a held-out test set,
+    and a basis larger than one step."""
+    production = config["production"]
+    ladder = production["ladder"]
+    if not ladder["enabled"]:
+        return
+    if not production["enabled"]:
+        raise ConfigError(
+            "production.ladder.enabled", "needs production.enabled: true (it grows the production fit)"
+        )
+    settings = {**config["fit"], **{k: v for k, v in production["fit"].items() if v is not None}}
+    if settings["mode"] != "nonlinear":
+        raise ConfigError(
+            "production.ladder.enabled",
+            f"needs production.fit.mode nonlinear (pacemaker's ladder), not {settings['mode']}",
+        )
+    if not settings["test_fraction"] > 0:
+        raise ConfigError(
+            "production.fit.test_fraction",
+            "must be above 0 with production.ladder.enabled: the ladder stops on the held-out test error",
+        )
+    step = ladder["ladder_step"]
+    functions = [value for value in (step if isinstance(step, list) else [step]) if value >= 1]
+    if functions and functions[0] >= settings["functions_per_element"]:
+        raise ConfigError(
+            "production.ladder.ladder_step",
+            f"{functions[0]} functions per step reach production.fit.functions_per_element "
+            f"({settings['functions_per_element']}) in the first step: nothing to grow",
+        )
 
 
 def _check_surrogates(config: Mapping[str, Any]) -> None:

@@ -104,11 +104,13 @@ def fit_nonlinear(
     threads: int = 1,
     initial_potential: str | os.PathLike[str] | None = None,
     generation: int | None = None,
+    maxiter: int | None = None,
 ) -> Path:
     """Run ``pacemaker`` in ``workdir`` on ``train``; returns the fitted B-basis YAML.
 
     A warm start (``initial_potential`` given) runs ``fit.warm_start_maxiter`` iterations, a cold
-    start ``fit.maxiter``. The command's output goes to ``workdir/pacemaker.log``; its loss history
+    start ``fit.maxiter``; ``maxiter`` overrides both (a ladder step refits a grown basis). The
+    command's output goes to ``workdir/pacemaker.log``; its loss history
     is read back with :func:`read_loss_history`.
 
     Raises:
@@ -120,7 +122,8 @@ def fit_nonlinear(
     workdir.mkdir(parents=True, exist_ok=True)
     dataset = "pacemaker_data.pckl.gzip"
     to_dataframe(train, references).to_pickle(workdir / dataset, compression="gzip")
-    maxiter = fit["maxiter"] if initial_potential is None else fit["warm_start_maxiter"]
+    if maxiter is None:
+        maxiter = fit["maxiter"] if initial_potential is None else fit["warm_start_maxiter"]
     start = None
     if initial_potential is not None:
         if not Path(initial_potential).is_file():

@@ -46,11 +46,21 @@ def train_production(
     threads: int = 1,
     log: logging.Logger | None = None,
     tool_log: str | os.PathLike[str] | None = None,
+    ladder: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Fit the production potential on ``training_set`` (every generation's labels) into ``out_dir``
-    with ``settings`` (:func:`production_fit_settings`)."""
+    with ``settings`` (:func:`production_fit_settings`); with ``ladder`` (the validated
+    ``production.ladder`` section, when enabled) the basis grows step by step while the held-out
+    test error falls (:mod:`mlip_autopipe.ladder`)."""
     return train_potential(
-        training_set, elements, settings, out_dir, threads=threads, log=log, tool_log=tool_log
+        training_set,
+        elements,
+        settings,
+        out_dir,
+        threads=threads,
+        log=log,
+        tool_log=tool_log,
+        ladder=ladder,
     )
 
 

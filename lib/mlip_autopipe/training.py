@@ -9,7 +9,8 @@ potential files, active set and metrics.
 3. with a surrogate pool, the distillation set (surrogate pool -> base ACE -> oracle delta as
    one weighted fit, :mod:`mlip_autopipe.distillation`);
 4. the fit: linear (``pyace.linearacefit``) or nonlinear (the ``pacemaker`` command, warm-started
-   from the previous potential when given); a failed nonlinear fit is ledgered in
+   from the previous potential when given, or grown step by step while the test error falls
+   with ``ladder``, :mod:`mlip_autopipe.ladder`); a failed nonlinear fit is ledgered in
    ``failure.json`` before the error is raised;
 5. ``potential.yaml``/``.yace`` (both record the reference energies; the .yace adds them back,
    see :func:`mlip_autopipe.fit.save_potential`), the training DataFrame, the active set
@@ -34,6 +35,7 @@ from mlip_autopipe import fit, nonlinear_fit
 from mlip_autopipe.data import atomic_output, write_text_atomic
 from mlip_autopipe.distillation import distillation_set
 from mlip_autopipe.errors import FitError
+from mlip_autopipe.ladder import LADDER_DIR, fit_ladder
 from mlip_autopipe.timing import tool_time
 
 #: Files a fit writes into its folder (the ``fit`` rule's outputs).
@@ -100,6 +102,7 @@ def train_potential(
     log: logging.Logger | None = None,
     tool_log: str | os.PathLike[str] | None = None,
     active_set: bool = True,
+    ladder: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Fit a potential on ``training_set`` (oracle labels) into ``out_dir``; see the module doc.
 
@@ -119,6 +122,9 @@ def train_potential(
         active_set: compute ``potential.asi`` (the fit rule always does; a benchmark that only
             scores fits on small training sets may not, as MaxVol needs more environments
             than basis functions).
+        ladder: the validated ``production.ladder`` section when enabled (nonlinear mode): the
+            basis grows step by step while the held-out test error falls
+            (:func:`mlip_autopipe.ladder.fit_ladder`); metrics.json gets every step's numbers.
 
     Raises:
         FitError: unusable data, or a failed fit (nonlinear failures are in ``failure.json``).
@@ -151,9 +157,14 @@ def train_potential(
     mode = fit_settings["mode"]
     log.info("fitting (%s) on %d structures (%d held out)", mode, len(train), len(test))
     history: list[tuple[int, float]] = []
+    ladder_record: dict[str, Any] | None = None
     started = time.perf_counter()
     with tool_time(log, "pacemaker"):
-        if mode == "nonlinear":
+        if mode == "nonlinear" and ladder is not None:
+            basis, history, ladder_record = _fit_ladder(
+                train, test, elements, fit_settings, ladder, references, folder, generation, threads, log
+            )
+        elif mode == "nonlinear":
             basis, history = _fit_nonlinear(
                 train, elements, fit_settings, references, folder, warm_start, generation, threads
             )
@@ -181,10 +192,48 @@ def train_potential(
             "initial_loss": history[0][1],
             "final_loss": history[-1][1],
         }
+    if ladder_record is not None:
+        metrics["ladder"] = ladder_record
     log.info("metrics: %s", metrics)
     write_text_atomic(folder / METRICS, json.dumps(metrics, indent=2) + "\n")
     timings = {"fit_s": fitted - started, "after_fit_s": time.perf_counter() - fitted}
     return FitResult(folder, metrics, references, oracle_train, test, timings)
+
+
+def _fit_ladder(
+    train: Sequence[Atoms],
+    test: Sequence[Atoms],
+    elements: Sequence[str],
+    fit_settings: Mapping[str, Any],
+    ladder_settings: Mapping[str, Any],
+    references: Mapping[str, float],
+    folder: Path,
+    generation: int | None,
+    threads: int,
+    log: logging.Logger,
+) -> tuple[Any, list[tuple[int, float]], dict[str, Any]]:
+    """The ladder's chosen potential, its loss history and the ladder's record; a failed step
+    is ledgered before it is raised."""
+    try:
+        result = fit_ladder(
+            train,
+            test,
+            elements,
+            fit_settings,
+            ladder_settings,
+            references,
+            folder,
+            threads=threads,
+            generation=generation,
+            log=log,
+        )
+    except FitError as error:
+        steps = sorted((folder / LADDER_DIR).glob("step_*"))
+        workdir = steps[-1] if steps else folder / LADDER_DIR
+        record = nonlinear_fit.fit_failure_record(generation or 0, error, workdir)
+        write_text_atomic(folder / FAILURE, json.dumps(record, indent=2) + "\n")
+        raise
+    return fit.load_basis(result.potential), result.history, result.record()
 
 
 def _fit_nonlinear(
