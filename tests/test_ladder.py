@@ -29,7 +29,7 @@ LADDER = {"enabled": True, "ladder_step": 4}
 
 @pytest.fixture(scope="module")
 def small_cells() -> list[Atoms]:
-    """42 EMT-labelled 8-atom fcc Cu-Ni cells (two compositions, strained and rattled)."""
+    """36 EMT-labelled 8-atom fcc Cu-Ni cells (two compositions, strained and rattled)."""
     from mlip_autopipe.labelling import label_candidate
     from mlip_autopipe.oracles import EMTOracle
     from mlip_autopipe.structures import build_pool
