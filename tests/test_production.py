@@ -29,8 +29,10 @@ EMT_PRESET = REPO / "config" / "emt.yaml"
 @pytest.fixture(scope="module")
 def production_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The EMT preset cut to two generations with a 20-function linear loop fit and the preset's
-    production fit (nonlinear, 40 functions, 100 iterations), and a cheap validation of pure
-    Cu whose a0 tolerance no fit can meet (the run must end normally, production_ready false)."""
+    production fit (nonlinear, 40 functions, 100 iterations) grown by production.ladder (10
+    functions per basis block and step: 20, then 40 per element unless the test error stops
+    falling), and a cheap validation of pure Cu whose a0 tolerance no fit can meet (the run must
+    end normally, production_ready false)."""
     run_dir = tmp_path_factory.mktemp("production")
     config = yaml.safe_load(EMT_PRESET.read_text())
     config["loop"].update(max_generations=2)
@@ -38,6 +40,7 @@ def production_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the loop's fits small and fast (linear, 20 functions), the production fit nonlinear
     config["fit"]["functions_per_element"] = 20
     config["production"]["enabled"] = True
+    config["production"]["ladder"] = {"enabled": True, "ladder_step": 10}
     config["validation"] = {
         "compositions": [{"Cu": 1.0}],
         "eos": {"points": 7},
@@ -153,6 +156,37 @@ def test_failed_tolerance_marks_the_potential_not_production_ready(production_ru
     assert "comparison" in validation["materials"]["Cu"]
     assert summary["production_ready"] is False
     assert any("a0" in reason and "%" in reason for reason in summary["not_ready_because"])
+
+
+@pytest.mark.slow
+def test_the_ladder_grows_the_production_basis_and_the_summary_names_the_chosen_step(
+    production_run: Path,
+) -> None:
+    from pyace import BBasisConfiguration
+
+    summary = json.loads((production_run / "results/final/summary.json").read_text())
+    metrics = json.loads((production_run / "results/production/metrics.json").read_text())
+    ladder = summary["ladder"]
+    assert ladder == metrics["ladder"]
+    steps = ladder["steps"]
+    print(
+        "production ladder: "
+        + "; ".join(
+            f"{step['functions']} functions: test {step['test']['energy_rmse_mev_per_atom']:.2f} meV/atom, "
+            f"{step['test']['force_rmse_ev_per_a']:.4f} eV/A, {step['fit_seconds']:.0f} s"
+            for step in steps
+        )
+        + f"; chose step {ladder['chosen_step']}: {ladder['stopped_because']}"
+    )
+    functions = [step["functions"] for step in steps]
+    assert len(steps) >= 2 and functions == sorted(set(functions))
+    chosen = steps[ladder["chosen_step"]]
+    shipped = BBasisConfiguration(str(production_run / "results/final/potential.yaml"))
+    assert shipped.total_number_of_functions == chosen["functions"] == ladder["chosen_functions"]
+    assert summary["final_metrics"]["test"] == pytest.approx(chosen["test"])
+    errors = [step["test_error"] for step in steps]
+    assert ladder["chosen_step"] == errors.index(min(errors))
+    assert ladder["stopped_because"].startswith(("the test error stopped falling", "the basis is complete"))
 
 
 class StretchedEMT:
