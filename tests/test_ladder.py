@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,18 +13,19 @@ from ase import Atoms
 
 from conftest import NONLINEAR_FIT_SETTINGS, structures_section
 from independent_metrics import recompute_rmse
-from mlip_autopipe import fit
+from mlip_autopipe import fit, nonlinear_fit
 from mlip_autopipe.config import check_config, section_defaults
-from mlip_autopipe.errors import ConfigError
+from mlip_autopipe.errors import ConfigError, FitError
 from mlip_autopipe.ladder import held_out_error, ladder_decision, pacemaker_ladder_step
 from mlip_autopipe.production import train_production
-from mlip_autopipe.training import FitResult
+from mlip_autopipe.training import FAILURE, FitResult
 
 ELEMENTS = ["Cu", "Ni"]
 #: A small nonlinear basis of 16 functions per element, grown by 4 functions per basis block
 #: (8 per element: a Cu-Ni basis has 4 blocks), so at most 2 steps. pacemaker's iterations are
 #: cheap here (~0.15 s); each step's cost is TensorFlow's start-up and graph build (~40 s).
-FIT = {**NONLINEAR_FIT_SETTINGS, "functions_per_element": 16, "maxiter": 60}
+#: Every step runs maxiter iterations (not the loop's warm_start_maxiter, though it starts warm).
+FIT = {**NONLINEAR_FIT_SETTINGS, "functions_per_element": 16, "maxiter": 60, "warm_start_maxiter": 5}
 LADDER = {"enabled": True, "ladder_step": 4}
 
 
@@ -112,6 +114,20 @@ def test_every_steps_metrics_are_honest(laddered: FitResult) -> None:
     # the held-out structures are the fit's own split, never trained on
     _, test = fit.split_train_test(laddered.train + laddered.test, FIT["test_fraction"])
     assert {atoms.info["uid"] for atoms in test} == {atoms.info["uid"] for atoms in laddered.test}
+
+
+def test_a_failed_ladder_step_is_ledgered_and_raised(
+    small_cells: list[Atoms], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nonlinear_fit, "pacemaker_tool", lambda name: "false")  # exits 1 at once
+    settings = section_defaults("fit", FIT)
+    ladder = section_defaults("production", {"ladder": LADDER})["ladder"]
+    with pytest.raises(FitError, match="pacemaker failed"):
+        train_production(small_cells, ELEMENTS, settings, tmp_path, ladder=ladder)
+    record = json.loads((tmp_path / FAILURE).read_text())
+    assert record["category"] == "fit_failed" and "pacemaker failed" in record["message"]
+    assert (tmp_path / "ladder" / "step_00" / "extended_basis.yaml").is_file()
+    assert not (tmp_path / "potential.yaml").exists()
 
 
 def test_held_out_error_weighs_energy_and_forces_like_the_loss() -> None:
