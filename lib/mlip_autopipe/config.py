@@ -165,8 +165,17 @@ def _check_surrogates(config: Mapping[str, Any]) -> None:
     if config["oracle"]["kind"] == "mace":
         check_model_files(config["oracle"]["mace"]["model_paths"], "oracle.mace.model_paths")
     surrogate = config.get("surrogate") or {}
-    in_use = surrogate.get("prescreen", {}).get("enabled") or surrogate.get("distillation", {}).get("enabled")
-    if in_use and surrogate["kind"] == "mace":
+    prescreen = surrogate.get("prescreen", {}).get("enabled")
+    distillation = surrogate.get("distillation", {})
+    if distillation.get("finetune") and not distillation.get("enabled"):
+        raise ConfigError(
+            "surrogate.distillation.finetune",
+            "fine-tuning feeds the distillation pool: set surrogate.distillation.enabled true as well",
+        )
+    # a MACE surrogate fine-tuned from scratch needs no model file, unless it also pre-screens
+    needs_files = prescreen or (distillation.get("enabled") and not distillation.get("finetune"))
+    model_paths = surrogate.get("mace", {}).get("model_paths")
+    if surrogate.get("kind") == "mace" and (needs_files or (distillation.get("finetune") and model_paths)):
         check_model_files(surrogate["mace"]["model_paths"], "surrogate.mace.model_paths")
 
 
