@@ -15,7 +15,7 @@ potential files, active set and metrics.
    see :func:`mlip_autopipe.fit.save_potential`), the training DataFrame, the active set
    (``potential.asi``) and ``metrics.json`` (train/test RMSE on oracle labels only, references,
    optimizer history), each written to a temporary name and renamed; a linear distilled fit
-   adds ``distillation``: the test RMSE of the base ACE (surrogate pool alone), the distilled
+   with a held-out part adds ``distillation``: the test RMSE of the base ACE (surrogate pool alone), the distilled
    ACE and the oracle-only ACE (:func:`distillation_comparison`).
 """
 
@@ -177,7 +177,7 @@ def train_potential(
             "train": fit.evaluate(folder / POTENTIAL_YAML, oracle_train, references),
             "test": fit.evaluate(folder / POTENTIAL_YAML, test, references),
         }
-    if surrogate_pool is not None and mode == "linear":
+    if surrogate_pool is not None and mode == "linear" and test:
         metrics["distillation"] = distillation_comparison(
             oracle_train, test, surrogate_pool, references, elements, fit_settings, folder / COMPARISON_DIR
         ) | {"distilled_ace": metrics["test"]}
