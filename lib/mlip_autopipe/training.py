@@ -15,8 +15,8 @@ potential files, active set and metrics.
    see :func:`mlip_autopipe.fit.save_potential`), the training DataFrame, the active set
    (``potential.asi``) and ``metrics.json`` (train/test RMSE on oracle labels only, references,
    optimizer history), each written to a temporary name and renamed; a linear distilled fit
-   with a held-out part adds ``distillation``: the test RMSE of the base ACE (surrogate pool alone), the distilled
-   ACE and the oracle-only ACE (:func:`distillation_comparison`).
+   with a held-out part adds ``distillation``: the test RMSE of the base ACE (surrogate pool
+   alone), the distilled ACE and the oracle-only ACE (:func:`distillation_comparison`).
 """
 
 from __future__ import annotations
