@@ -103,6 +103,20 @@ def get_surrogate_settings():
     return canonical({"kind": kind, kind: surrogate[kind]})
 
 
+def get_finetune_settings():
+    """What changes the fine-tuned surrogate: its kind, base model and fine-tuning settings."""
+    surrogate = config["surrogate"]
+    kind = surrogate["kind"]
+    return canonical({"kind": kind, kind: surrogate[kind], "finetuning": surrogate["finetuning"]})
+
+
+def get_finetuned_surrogate(wildcards):
+    """This generation's fine-tuned surrogate model when surrogate.distillation.finetune is on."""
+    if not config["surrogate"]["distillation"]["finetune"]:
+        return []
+    return [f"{gen_dir(wildcards.gen)}/surrogate/model.pt"]
+
+
 def get_surrogate_pool_sources(wildcards):
     """What the surrogate labels for distillation: the generation-0 pool and, optionally,
     the exploration frames of the generations before this one."""

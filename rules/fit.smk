@@ -1,10 +1,31 @@
 # Stage 3: pacemaker fit on the cumulative training set (with surrogate distillation: plus the
-# surrogate-labelled pool), active set, train/test metrics.
+# surrogate-labelled pool, optionally labelled by the surrogate fine-tuned on the oracle's
+# labels so far), active set, train/test metrics.
+
+
+rule finetune_surrogate:
+    input:
+        get_training_sets,
+    output:
+        model="results/gen_{gen}/surrogate/model.pt",
+        metrics="results/gen_{gen}/surrogate/metrics.json",
+    params:
+        surrogate=get_finetune_settings(),
+        elements=config["elements"],
+        seed=config["seed"],
+    log:
+        "logs/gen_{gen}/finetune_surrogate.log",
+    threads: config["surrogate"]["threads"]
+    conda:
+        "../envs/mace.yaml"
+    script:
+        "../scripts/finetune_surrogate.py"
 
 
 rule surrogate_pool:
     input:
-        get_surrogate_pool_sources,
+        structures=get_surrogate_pool_sources,
+        finetuned=get_finetuned_surrogate,
     output:
         "results/gen_{gen}/surrogate_pool.extxyz",
     params:

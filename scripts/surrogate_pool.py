@@ -4,10 +4,16 @@ log = start(snakemake)
 
 from mlip_autopipe.data import read_structures, write_structures  # noqa: E402
 from mlip_autopipe.distillation import surrogate_pool  # noqa: E402
+from mlip_autopipe.finetune import finetuned_surrogate  # noqa: E402
 from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 
-surrogate = oracle_from_config(snakemake.config, section="surrogate", cores=snakemake.threads)
-structures = [atoms for path in snakemake.input for atoms in read_structures(path)]
+if snakemake.input.finetuned:
+    surrogate = finetuned_surrogate(
+        snakemake.config["surrogate"], snakemake.input.finetuned[0], threads=snakemake.threads
+    )
+else:
+    surrogate = oracle_from_config(snakemake.config, section="surrogate", cores=snakemake.threads)
+structures = [atoms for path in snakemake.input.structures for atoms in read_structures(path)]
 labelled = surrogate_pool(
     structures, surrogate, snakemake.params.max_structures, snakemake.params.seed, log=log.info
 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -44,3 +46,45 @@ def test_prescreen_and_distillation_feed_labelling_and_fit(tmp_path: Path) -> No
     assert len(pool) == 40 and all(atoms.get_forces().shape == (len(atoms), 3) for atoms in pool)
     log = (run_dir / "logs/gen_000/fit.log").read_text()
     assert "distillation:" in log and "surrogate-labelled structures added" in log
+
+
+def test_finetuned_surrogate_labels_the_distillation_pool(tmp_path: Path) -> None:
+    from mlip_autopipe.config import with_defaults
+    from mlip_autopipe.finetune import finetuned_surrogate
+    from mlip_autopipe.oracles import oracle_from_config
+
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    config["loop"]["max_generations"] = 1
+    config["structures"]["initial_pick"] = 16
+    config["surrogate"] = {
+        "kind": "chgnet",
+        "distillation": {"enabled": True, "finetune": True, "max_structures": 20},
+        "finetuning": {"epochs": 1},  # the wiring, not the learning (tests/test_finetune.py)
+    }
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    result = run_snakemake(run_dir, configfile, "--until", "fit")
+    assert result.returncode == 0, result.stderr[-4000:]
+    generation = run_dir / "results/gen_000"
+    metrics = json.loads((generation / "surrogate/metrics.json").read_text())
+    labelled = read_structures(generation / "labelled.extxyz")
+    # trained on the generation's oracle labels, a held-out part measured before and after
+    assert metrics["n_train"] + metrics["n_train_left_out"] + metrics["n_test"] == len(labelled)
+    assert metrics["n_test"] > 0 and metrics["n_train"] > 0
+    for split in ("test_before", "test_after"):
+        assert metrics[split]["force_rmse_ev_per_a"] > 0 and metrics[split]["energy_rmse_mev_per_atom"] > 0
+    # the pool carries the fine-tuned model's labels, not the shipped weights'
+    pool = read_structures(generation / "surrogate_pool.extxyz")
+    assert len(pool) == 20
+    full = with_defaults(config)
+    tuned = finetuned_surrogate(full["surrogate"], generation / "surrogate/model.pt")
+    shipped = oracle_from_config(full, section="surrogate")
+    for atoms in pool[:3]:
+        assert np.allclose(tuned.label(atoms).get_forces(), atoms.get_forces(), atol=1e-6)
+        assert np.abs(shipped.label(atoms).get_forces() - atoms.get_forces()).max() > 1e-4
+    # pool structures the oracle labelled are left out of the fit's pool part
+    added = re.search(
+        r"distillation: (\d+) surrogate-labelled", (run_dir / "logs/gen_000/fit.log").read_text()
+    )
+    assert added is not None and 0 < int(added.group(1)) <= 20

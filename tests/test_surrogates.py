@@ -12,10 +12,10 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from mace_training import train_mace
 from mlip_autopipe.config import check_config, section_defaults, with_defaults
 from mlip_autopipe.distillation import align_energies, distillation_set
 from mlip_autopipe.errors import ConfigError
+from mlip_autopipe.finetune import train_mace
 from mlip_autopipe.fit import reference_energies
 from mlip_autopipe.labelling import label_candidate
 from mlip_autopipe.oracles import EMTOracle, oracle_from_config

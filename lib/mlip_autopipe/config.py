@@ -198,8 +198,25 @@ def _check_surrogates(config: Mapping[str, Any]) -> None:
     if config["oracle"]["kind"] == "mace":
         check_model_files(config["oracle"]["mace"]["model_paths"], "oracle.mace.model_paths")
     surrogate = config.get("surrogate") or {}
-    in_use = surrogate.get("prescreen", {}).get("enabled") or surrogate.get("distillation", {}).get("enabled")
-    if in_use and surrogate["kind"] == "mace":
+    prescreen = surrogate.get("prescreen", {}).get("enabled")
+    distillation = surrogate.get("distillation", {})
+    if distillation.get("finetune") and not distillation.get("enabled"):
+        raise ConfigError(
+            "surrogate.distillation.finetune",
+            "fine-tuning feeds the distillation pool: set surrogate.distillation.enabled true as well",
+        )
+    held_out = surrogate.get("finetuning", {}).get("test_fraction", 1.0)
+    fit_held_out = config.get("fit", {}).get("test_fraction", 0.0)
+    if distillation.get("finetune") and held_out < fit_held_out:
+        raise ConfigError(
+            "surrogate.finetuning.test_fraction",
+            f"must be at least fit.test_fraction ({held_out} < {fit_held_out}): the surrogate "
+            "would train on the fit's test structures",
+        )
+    # a MACE surrogate fine-tuned from scratch needs no model file, unless it also pre-screens
+    needs_files = prescreen or (distillation.get("enabled") and not distillation.get("finetune"))
+    model_paths = surrogate.get("mace", {}).get("model_paths")
+    if surrogate.get("kind") == "mace" and (needs_files or (distillation.get("finetune") and model_paths)):
         check_model_files(surrogate["mace"]["model_paths"], "surrogate.mace.model_paths")
 
 

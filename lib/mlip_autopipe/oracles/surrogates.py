@@ -131,26 +131,39 @@ class CHGNetOracle:
 
     name = "chgnet"
 
-    def __init__(self, model: str = "0.3.0", *, threads: int = 1) -> None:
+    def __init__(
+        self, model: str = "0.3.0", *, model_file: str | os.PathLike[str] | None = None, threads: int = 1
+    ) -> None:
         if model not in CHGNET_MODELS:
             raise ConfigError("oracle.chgnet.model", f"'{model}' is not one of {', '.join(CHGNET_MODELS)}")
         self.model = model
+        #: a fine-tuned CHGNet (``CHGNet.from_file``) in place of the shipped weights
+        self.model_file = Path(model_file) if model_file is not None else None
         self.threads = threads
         self._calculator: Any = None
 
     def settings_hash(self) -> str:
         from importlib.metadata import version
 
-        return hash_settings({"oracle": "chgnet", "model": self.model, "chgnet": version("chgnet")})
+        settings = {"oracle": "chgnet", "model": self.model, "chgnet": version("chgnet")}
+        if self.model_file is not None:
+            settings["model_file"] = _file_digest(self.model_file)
+        return hash_settings(settings)
 
     def calculator(self) -> Any:
-        """The (cached) CHGNetCalculator on the CPU; no download (weights ship in the wheel)."""
+        """The (cached) CHGNetCalculator on the CPU; no download (weights ship in the wheel, or
+        the fine-tuned model's file)."""
         if self._calculator is None:
             set_torch_threads(self.threads)
             from chgnet.model import CHGNet
             from chgnet.model.dynamics import CHGNetCalculator
 
-            model = CHGNet.load(model_name=self.model, use_device="cpu", verbose=False, check_cuda_mem=False)
+            if self.model_file is not None:
+                model = CHGNet.from_file(str(self.model_file))
+            else:
+                model = CHGNet.load(
+                    model_name=self.model, use_device="cpu", verbose=False, check_cuda_mem=False
+                )
             self._calculator = CHGNetCalculator(model=model, use_device="cpu")
         return self._calculator
 
