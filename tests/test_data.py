@@ -141,6 +141,7 @@ ATOMIC_WRITERS = {
     "train_potential",  # every file through the writers above (tests/test_training.py)
     "label_job",  # writes its label through write_structures
     "train_production",  # writes through train_potential
+    "finetune_surrogate",  # metrics through write_text_atomic, the model renamed into place
 }
 NOT_WRITERS = {"Path", "fit.evaluate", "log.info"}
 

@@ -116,6 +116,9 @@ ARRAYS: dict[str, Key] = {
         "weight of the atom's force rows in a fit (1 core, 0 buffer; absent: 1)", "", "embed"
     ),
     "gamma": Key("per-atom extrapolation grade of an MD frame", "", "explore"),
+    "REF_forces": Key(
+        "oracle forces in a MACE training file (mace_run_train's --forces_key)", "eV/A", "finetune"
+    ),
     "source_atom": Key("index of each atom of an embedded cell in the frame it was cut from", "", "embed"),
 }
 

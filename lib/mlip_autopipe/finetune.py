@@ -42,7 +42,7 @@ import numpy as np
 from ase import Atoms
 
 from mlip_autopipe.contract import energy_weight, force_weights
-from mlip_autopipe.data import has_labels, write_text_atomic
+from mlip_autopipe.data import copy_atomic, has_labels, write_text_atomic
 from mlip_autopipe.errors import FitError, LabellingError
 from mlip_autopipe.fit import split_train_test
 from mlip_autopipe.oracles.base import Oracle
@@ -315,7 +315,7 @@ def finetune_surrogate(
             device=device,
         )
         model_file = folder / FINETUNED_MODEL
-        shutil.copyfile(trained, model_file)
+        copy_atomic(trained, model_file)
     tuned = finetuned_surrogate(surrogate_settings, model_file, threads=threads)
     train_seconds = time.perf_counter() - started
     after_offsets = element_offsets(label_all(tuned, trainable_train), trainable_train, elements)
@@ -373,5 +373,7 @@ def _finetune_chgnet(
     shutil.rmtree(checkpoints, ignore_errors=True)  # one file per epoch and best: not needed
     model_file = folder / FINETUNED_MODEL
     model.to("cpu")  # the trainer trains this object in place
-    trainer.save(str(model_file))
+    partial = model_file.with_name(model_file.name + ".partial")
+    trainer.save(str(partial))
+    os.replace(partial, model_file)  # a Snakemake output: never seen half written
     return model_file
