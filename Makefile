@@ -110,8 +110,11 @@ report: setup
 	"$(BIN)/snakemake" --snakefile "$(abspath Snakefile)" --directory "$$RUN_DIR" \
 		--configfile "$$CONFIG" --report "$$RUN_DIR/report.html"
 
+# Two pytest-xdist workers, one whole file each at a time (module fixtures stay in one process):
+# the Slurm, pw.x and Snakemake tests wait on queues and processes much of their time.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check lib scripts tests benchmarks

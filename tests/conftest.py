@@ -155,3 +155,29 @@ def small_potential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("small potential")  # a space in the path on purpose
     files = fit_small_potential(data, folder)
     return {"pool": pool, **files, "cutoff": SMALL_FIT_SETTINGS["cutoff"]}
+
+
+#: The longest test files (measured, `--durations`), run first: `make test` runs two pytest-xdist
+#: workers that take whole files (`--dist loadfile`), so a long file started last would leave the
+#: other worker idle at the end. Within a file the order is unchanged.
+LONGEST_FIRST = (
+    "test_slurm.py",
+    "test_workflow.py",
+    "test_resume.py",
+    "test_production.py",
+    "test_nonlinear_fit.py",
+    "test_workflow_lammps.py",
+    "test_surrogate_workflow.py",
+    "test_frontdoor.py",
+    "test_finetune.py",
+    "test_ladder.py",
+    "test_resume_qe.py",
+    "test_hostile_names.py",
+    "test_dft_workflow.py",
+    "test_validation_qe.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole

@@ -72,6 +72,8 @@ def test_slurm_run_matches_local_run(jobcomp: Path, tmp_path: Path) -> None:
     config = yaml.safe_load(EMT_PRESET.read_text())
     config["loop"]["max_generations"] = 2
     config["validation"] = {"enabled": False}
+    # two exploration scenarios, one of them a slab: one sbatch job per run is what is tested
+    config["explore"]["policy"]["scenarios"] = ["bulk", "surface"]
     configfile = tmp_path / "emt-2-generations.yaml"
     configfile.write_text(yaml.safe_dump(config))
     local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
