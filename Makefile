@@ -114,7 +114,7 @@ report: setup
 # the Slurm, pw.x and Snakemake tests wait on queues and processes much of their time.
 TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check lib scripts tests benchmarks

@@ -158,8 +158,9 @@ def small_potential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 #: The longest test files (measured, `--durations`), run first: `make test` runs two pytest-xdist
-#: workers that take whole files (`--dist loadfile`), so a long file started last would leave the
-#: other worker idle at the end. Within a file the order is unchanged.
+#: workers that take whole files in this order (`--dist loadfile --no-loadscope-reorder`; xdist
+#: would otherwise start with the files that hold the most tests), so no long file starts last
+#: and leaves the other worker idle at the end. Within a file the order is unchanged.
 LONGEST_FIRST = (
     "test_slurm.py",
     "test_workflow.py",
