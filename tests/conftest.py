@@ -166,6 +166,7 @@ LONGEST_FIRST = (
     "test_workflow.py",
     "test_resume.py",
     "test_production.py",
+    "test_benchmark_exploration.py",
     "test_nonlinear_fit.py",
     "test_workflow_lammps.py",
     "test_surrogate_workflow.py",
