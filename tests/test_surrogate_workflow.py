@@ -18,6 +18,16 @@ EMT_PRESET = REPO / "config" / "emt.yaml"
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
+def run_until_fit(tmp_path: Path, config: dict) -> Path:
+    """``config`` through Snakemake up to generation 0's fit; the run folder."""
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    result = run_snakemake(run_dir, configfile, "--until", "fit")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return run_dir
+
+
 def test_prescreen_and_distillation_feed_labelling_and_fit(tmp_path: Path) -> None:
     config = yaml.safe_load(EMT_PRESET.read_text())
     config["loop"]["max_generations"] = 1
@@ -27,11 +37,7 @@ def test_prescreen_and_distillation_feed_labelling_and_fit(tmp_path: Path) -> No
         "prescreen": {"enabled": True, "max_relative_energy": 0.2},
         "distillation": {"enabled": True, "max_structures": 40},
     }
-    configfile = tmp_path / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config))
-    run_dir = tmp_path / "run"
-    result = run_snakemake(run_dir, configfile, "--until", "fit")
-    assert result.returncode == 0, result.stderr[-4000:]
+    run_dir = run_until_fit(tmp_path, config)
     generation = run_dir / "results/gen_000"
     candidates = read_structures(generation / "candidates.extxyz")
     screened = read_structures(generation / "screened.extxyz")
@@ -61,11 +67,7 @@ def test_finetuned_surrogate_labels_the_distillation_pool(tmp_path: Path) -> Non
         "distillation": {"enabled": True, "finetune": True, "max_structures": 20},
         "finetuning": {"epochs": 1},  # the wiring, not the learning (tests/test_finetune.py)
     }
-    configfile = tmp_path / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config))
-    run_dir = tmp_path / "run"
-    result = run_snakemake(run_dir, configfile, "--until", "fit")
-    assert result.returncode == 0, result.stderr[-4000:]
+    run_dir = run_until_fit(tmp_path, config)
     generation = run_dir / "results/gen_000"
     metrics = json.loads((generation / "surrogate/metrics.json").read_text())
     labelled = read_structures(generation / "labelled.extxyz")
