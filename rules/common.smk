@@ -255,6 +255,7 @@ def get_report_inputs(wildcards):
         "ledgers": [f"{gen_dir(g)}/ledger.json" for g in generations],
         "frames": [f"{gen_dir(g)}/explore/frames.extxyz" for g in generations],
         "runs": [f"{gen_dir(g)}/explore/runs.json" for g in generations],
+        "decisions": [f"{gen_dir(g)}/decision.json" for g in generations],
         "potential": "results/final/potential.yaml",
     }
 

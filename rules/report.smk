@@ -28,7 +28,13 @@ rule report_plots:
             caption="../report/gamma.rst",
             category="Exploration",
         ),
+        scenarios=report(
+            "results/report/scenarios_by_generation.png",
+            caption="../report/scenarios.rst",
+            category="Exploration",
+        ),
     params:
+        converged_fraction=config["loop"]["converged_fraction"],
         gamma_lo=config["explore"]["gamma_lo"],
         gamma_hi=config["explore"]["gamma_hi"],
         test_fraction=config["fit"]["test_fraction"],

@@ -18,11 +18,13 @@ labelled = [read_structures(path) for path in snakemake.input.labelled]
 runs = [load_json(path) for path in snakemake.input.runs]
 frames = [read_structures(path) for path in snakemake.input.frames]
 ledgers = [load_json(path) for path in snakemake.input.ledgers]
+decisions = [load_json(path) for path in snakemake.input.decisions]
 
 figures = {
     "rmse": report.plot_rmse_per_generation(metrics),
     "dataset": report.plot_dataset_by_generation(labelled),
     "labelling": report.plot_labelling_by_generation(ledgers),
+    "scenarios": report.plot_scenarios_by_generation(decisions, snakemake.params.converged_fraction),
     "gamma": report.plot_gamma_by_generation(
         frames, runs, snakemake.params.gamma_lo, snakemake.params.gamma_hi
     ),

@@ -25,6 +25,7 @@ from mlip_autopipe.explore.policy import (
     fresh_start,
     next_level,
     plan_scenarios,
+    sqs_cells,
 )
 from mlip_autopipe.explore.runner import explore_run
 from mlip_autopipe.loop import decide
@@ -157,6 +158,30 @@ def test_slabs_have_vacuum_and_bulk_cells_do_not(pool: list[Atoms]) -> None:
             assert len(start) == len(pool[0]) - 1
         if run.cell == "interstitial":
             assert len(start) == len(pool[0]) + 1
+
+
+def test_replicas_run_every_scenario_from_different_cells(pool: list[Atoms]) -> None:
+    one = settings()
+    three = settings({"explore": {"policy": {"scenarios": ALL_SCENARIOS, "replicas": 3}}})
+    single = plan_scenarios(one["elements"], one["structures"], one["explore"])
+    runs = plan_scenarios(three["elements"], three["structures"], three["explore"])
+    assert len(runs) == 3 * len(single)
+    names = [run.run for run in runs]
+    assert len(set(names)) == len(names)
+    assert names[:3] == ["bulk", "bulk_2", "bulk_3"] and "surface_111_3" in names
+    # replica 1 is the single plan's run, unchanged (same start cell for the same seed)
+    assert [run.run for run in runs if run.replica == 0] == [run.run for run in single]
+    policy = three["explore"]["policy"]
+    starts = [
+        fresh_start(run, pool, policy, three["elements"], [2, 2, 2], seed=11 + run.replica, parent_seed=11)
+        for run in runs
+        if run.scenario == "bulk"
+    ]
+    uids = [start.info["uid"] for start in starts]
+    cells = len(sqs_cells(pool))
+    assert cells >= 2 and len(set(uids)) == min(3, cells), uids  # as many parents as the pool has
+    with pytest.raises(ConfigError, match="replicas"):
+        settings({"explore": {"policy": {"replicas": 0}}})
 
 
 def lammps_explore(overrides: dict[str, Any]) -> dict[str, Any]:

@@ -226,6 +226,7 @@ def test_report_html_contains_every_figure(finished_run: Path) -> None:
         "dataset_by_generation.png",
         "labelling_by_generation.png",
         "gamma_by_generation.png",
+        "scenarios_by_generation.png",
     }
     validation_figures = sorted((finished_run / "results/validation").glob("*.png"))
     assert {p.name for p in validation_figures} == {

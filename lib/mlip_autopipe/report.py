@@ -94,6 +94,40 @@ def plot_gamma_by_generation(
     return figure
 
 
+def plot_scenarios_by_generation(
+    decisions: Sequence[Mapping[str, Any]], converged_fraction: float | None = None
+) -> Figure:
+    """Per exploration scenario and generation (from each ``decision.json``): the extrapolative
+    fraction of its MD checks, its halted runs and its picks (the oracle's next labels)."""
+    names = sorted({name for decision in decisions for name in decision.get("scenarios", {})})
+    generations = np.arange(len(decisions))
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    width = 0.8 / max(1, len(names))
+    for k, name in enumerate(names):
+        rows = [decision.get("scenarios", {}).get(name, {}) for decision in decisions]
+        fraction = [
+            row.get("extrapolative_fraction", np.nan) if row.get("md_runs") else np.nan for row in rows
+        ]
+        axes[0].plot(generations, fraction, marker="o", label=name)
+        offset = (k - (len(names) - 1) / 2) * width
+        axes[1].bar(generations + offset, [row.get("halted_runs", 0) for row in rows], width, label=name)
+        axes[2].bar(generations + offset, [row.get("selected", 0) for row in rows], width, label=name)
+    if converged_fraction is not None:
+        axes[0].axhline(float(converged_fraction), color="black", linestyle="--", linewidth=0.8)
+    axes[0].set(xlabel="generation", ylabel="extrapolative fraction of MD checks", ylim=(-0.02, 1.02))
+    axes[1].set(xlabel="generation", ylabel="halted runs")
+    axes[2].set(xlabel="generation", ylabel="frames selected for the oracle")
+    for axis in axes:
+        axis.set_xticks(generations)
+    axes[0].set_title("Extrapolation per scenario")
+    axes[1].set_title("Halts (gamma > gamma_hi)")
+    axes[2].set_title("Picks per scenario")
+    if names:
+        axes[2].legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    return figure
+
+
 def plot_labelling_by_generation(ledgers: Sequence[Sequence[Mapping[str, Any]]]) -> Figure:
     """Oracle outcomes per generation: labelled, reused from cache, failed."""
     figure, axis = plt.subplots(figsize=(6, 3.6))

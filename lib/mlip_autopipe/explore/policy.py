@@ -25,7 +25,7 @@ Run names are known from the config alone, so a workflow can scatter one job per
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import gcd
 from typing import Any
 
@@ -78,6 +78,7 @@ class ScenarioRun:
     swap_interval: int = 0  # steps between Monte Carlo swap attempts; 0: none
     miller: tuple[int, int, int] | None = None
     start_index: int = 0
+    replica: int = 0  # 0: the scenario's first run (named after it); k: its run "<name>_<k+1>"
 
 
 def average_composition(
@@ -237,7 +238,18 @@ def plan_scenarios(
                     "ordering", "ordering", "bulk", temperature, temperature, 0.0, swap_interval=swaps
                 )
             )
-    return runs
+    return with_replicas(runs, int(policy["replicas"]))
+
+
+def with_replicas(runs: Sequence[ScenarioRun], replicas: int) -> list[ScenarioRun]:
+    """Every run ``replicas`` times, a scenario's replicas next to each other: replica 0 keeps
+    the run's name, replica k is ``<name>_<k+1>`` (its own trajectory, continued by name, and
+    its own start cell: see :func:`fresh_start`)."""
+    return [
+        replace(run, run=run.run if k == 0 else f"{run.run}_{k + 1}", start_index=k, replica=k)
+        for run in runs
+        for k in range(max(1, replicas))
+    ]
 
 
 def check_policy(elements: Sequence[str], structures: Mapping[str, Any], explore: Mapping[str, Any]) -> None:
@@ -383,17 +395,25 @@ def fresh_start(
     elements: Sequence[str],
     supercell: Sequence[int],
     seed: int,
+    parent_seed: int | None = None,
 ) -> Atoms:
     """The start cell of ``run`` built from the pool (no previous generation to continue).
 
     bulk: a seeded pick among the SQS cells; surface: a slab of it; vacancy: one atom removed;
     interstitial: one atom (of the pick's most abundant element) added in the largest hole.
+    The pick is drawn with ``parent_seed`` (default ``seed``), which a scenario's replicas
+    share: replica k takes the cell ``k * len(cells) / replicas`` places further in the
+    pool, so replicas start from different cells (compositions) as far as the pool has them.
     """
     from mlip_autopipe.variants import with_interstitial, with_vacancy
 
     rng = np.random.default_rng(seed)
+    parent_rng = np.random.default_rng(seed if parent_seed is None else parent_seed)
     cells = sqs_cells(pool)
-    parent = cells[(int(rng.integers(len(cells))) + run.start_index) % len(cells)]
+    replicas = max(1, int(policy.get("replicas", 1)))
+    stride = max(1, len(cells) // replicas) if run.replica else 0
+    offset = run.start_index if not run.replica else run.replica * stride
+    parent = cells[(int(parent_rng.integers(len(cells))) + offset) % len(cells)]
     if run.cell == "surface":
         assert run.miller is not None
         thickness, vacuum = float(policy["surface_thickness"]), float(policy["surface_vacuum"])

@@ -118,7 +118,10 @@ def explore_run(
     temperature_end = run.temperature_end * scale * push.temperature_factor
     continued = continued_start(run, previous_last, previous, level, settings, vacuum_threshold)
     if continued is None:
-        start = fresh_start(run, pool, explore["policy"], elements, structures["supercell"], this_seed)
+        parent_seed = run_seed(seed, generation, index - run.replica, 0, 0)
+        start = fresh_start(
+            run, pool, explore["policy"], elements, structures["supercell"], this_seed, parent_seed
+        )
         kind = "fresh"
     else:
         start, kind = continued
