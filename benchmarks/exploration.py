@@ -460,6 +460,8 @@ def main() -> None:
     )
     started = time.perf_counter()
     preset = load_config(PRESET, SCHEMA)
+    # the baselines fit with the loop's fit settings, --override fit.* included
+    preset["fit"] = merge(preset["fit"], overrides.get("fit", {}))
     with_random_selection = random_selection_available()
     scratch = Path(tempfile.mkdtemp(prefix="exploration_benchmark_"))
     home = args.keep or scratch

@@ -347,6 +347,14 @@ def test_decision_converges_only_when_every_scenario_is_quiet() -> None:
     assert quiet["reason"] == "converged"
     halted = decide(1, [*runs[:3], run("surface_111", 1, halted=True)], selection, {}, loop)
     assert halted["reason"] == "continue" and halted["scenarios"]["surface_111"]["halted_runs"] == 1
+    assert "gamma weakly informative" not in halted["why"]
+    # a fit whose basis is about the data's size: the decision says why every run halts
+    coverage = {"lowest_environments_per_function": 1.37, "gamma_informative": False}
+    crowded = decide(
+        1, [*runs[:3], run("surface_111", 1, halted=True)], selection, {"active_set": coverage}, loop
+    )
+    assert crowded["reason"] == "continue" and "gamma weakly informative (1.37 training" in crowded["why"]
+    assert crowded["active_set"] == coverage
 
 
 def test_emt_preset_explores_with_lammps_and_at_least_three_scenarios() -> None:

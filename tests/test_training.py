@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,3 +73,52 @@ def test_a_failed_nonlinear_fit_is_ledgered_and_raised(
     record = json.loads((tmp_path / FAILURE).read_text())
     assert record["generation"] == 4 and record["category"] == "fit_failed"
     assert not (tmp_path / "potential.yaml").exists()
+
+
+def test_active_set_coverage_says_when_gamma_cannot_tell_new_from_known(
+    emt_cuni_images: list[Atoms], tmp_path: Path
+) -> None:
+    """metrics.json's active_set: environments per basis function, and whether gamma can be
+    informative. Checked against pyace's own gamma on the training data: the square MaxVol
+    active set holds one environment per function, so a basis near the data's size puts most
+    training environments at gamma 1 (in the active set) and leaves no room to tell known from new."""
+    from pyace import PyACECalculator
+
+    def fraction_in_active_set(result: Any) -> float:
+        calculator = PyACECalculator(str(result.yaml))
+        calculator.set_active_set(str(result.asi))
+        gammas = []
+        for atoms in result.train:
+            work = atoms.copy()
+            work.calc = calculator
+            work.get_potential_energy()
+            gammas.append(calculator.results["gamma"])
+        values = np.concatenate(gammas)
+        return float(np.mean(np.abs(values - 1.0) < 1e-3))
+
+    environments = min(
+        sum(symbol == element for atoms in emt_cuni_images for symbol in atoms.get_chemical_symbols())
+        for element in ("Cu", "Ni")
+    )
+    small = train_potential(
+        emt_cuni_images, ["Cu", "Ni"], small_fit_section(functions_per_element=20), tmp_path / "s"
+    )
+    large = train_potential(
+        emt_cuni_images,
+        ["Cu", "Ni"],
+        small_fit_section(functions_per_element=environments * 2 // 3, nradmax_by_orders=[15, 6, 4]),
+        tmp_path / "l",
+    )
+    for result in (small, large):
+        coverage = result.metrics["active_set"]
+        assert coverage == json.loads((result.folder / "metrics.json").read_text())["active_set"]
+        for element in ("Cu", "Ni"):
+            row = coverage["per_element"][element]
+            assert row["environments"] == sum(
+                symbol == element for atoms in result.train for symbol in atoms.get_chemical_symbols()
+            )
+    assert small.metrics["active_set"]["gamma_informative"]
+    assert small.metrics["active_set"]["lowest_environments_per_function"] >= 3
+    assert not large.metrics["active_set"]["gamma_informative"]
+    # measured: the large basis puts far more of the training data in the active set
+    assert fraction_in_active_set(large) > 1 / 3 > fraction_in_active_set(small)

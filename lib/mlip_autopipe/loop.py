@@ -114,6 +114,12 @@ def decide(
         reason = CONTINUE
         busiest = f"; worst scenario {worst[0]} at {worst_fraction:.1%}" if worst else ""
         why = f"{halted} of {len(runs)} runs halted; {extrapolative} extrapolative checks{busiest}"
+    coverage = metrics.get("active_set", {})
+    if reason == CONTINUE and coverage and not coverage.get("gamma_informative", True):
+        why += (
+            f"; gamma weakly informative ({coverage['lowest_environments_per_function']:.2f} training "
+            "environments per basis function: nearly every new environment extrapolates)"
+        )
     return {
         "generation": generation,
         "continue": reason == CONTINUE,
@@ -123,4 +129,5 @@ def decide(
         "scenarios": scenarios,
         "test_metrics": dict(metrics.get("test", {})),
         "train_metrics": dict(metrics.get("train", {})),
+        "active_set": dict(coverage),
     }

@@ -188,6 +188,17 @@ def train_potential(
             "train": fit.evaluate(folder / POTENTIAL_YAML, oracle_train, references),
             "test": fit.evaluate(folder / POTENTIAL_YAML, test, references),
         }
+    if active_set:
+        coverage = fit.active_set_coverage(folder / POTENTIAL_YAML, train)
+        metrics["active_set"] = coverage
+        if not coverage["gamma_informative"]:
+            log.warning(
+                "gamma is weakly informative: %.2f training environments per basis function "
+                "(under %g, the active set holds most of the training data and nearly every "
+                "new environment extrapolates); label more or lower fit.functions_per_element",
+                coverage["lowest_environments_per_function"],
+                fit.INFORMATIVE_ENVIRONMENTS_PER_FUNCTION,
+            )
     if surrogate_pool is not None and mode == "linear" and test:
         metrics["distillation"] = distillation_comparison(
             oracle_train, test, surrogate_pool, references, elements, fit_settings, folder / COMPARISON_DIR
