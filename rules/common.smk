@@ -126,6 +126,20 @@ def get_surrogate_pool_sources(wildcards):
     return sources
 
 
+def get_surrogate_md_frames(wildcards):
+    """This generation's surrogate MD frames (pseudo-labelled) when surrogate.distillation.md is on."""
+    if not config["surrogate"]["distillation"]["md"]["enabled"]:
+        return []
+    return [f"{gen_dir(wildcards.gen)}/surrogate_md/frames.extxyz"]
+
+
+def get_surrogate_uncertain(wildcards):
+    """The surrogate MD frames routed to the oracle (candidates of this generation's selection)."""
+    if not config["surrogate"]["distillation"]["md"]["enabled"]:
+        return []
+    return [f"{gen_dir(wildcards.gen)}/surrogate_md/uncertain.extxyz"]
+
+
 def get_distillation_inputs(wildcards):
     """The surrogate-labelled pool of this generation when distillation is on."""
     if not config["surrogate"]["distillation"]["enabled"]:

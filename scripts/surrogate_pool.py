@@ -17,4 +17,8 @@ structures = [atoms for path in snakemake.input.structures for atoms in read_str
 labelled = surrogate_pool(
     structures, surrogate, snakemake.params.max_structures, snakemake.params.seed, log=log.info
 )
-write_structures(snakemake.output[0], labelled)
+# surrogate MD frames come labelled by the same surrogate
+md_frames = [atoms for path in snakemake.input.md_frames for atoms in read_structures(path)]
+if md_frames:
+    log.info("%d surrogate MD frames added to the pool", len(md_frames))
+write_structures(snakemake.output[0], labelled + md_frames)

@@ -64,7 +64,13 @@ def test_finetuned_surrogate_labels_the_distillation_pool(tmp_path: Path) -> Non
     config["structures"]["initial_pick"] = 16
     config["surrogate"] = {
         "kind": "chgnet",
-        "distillation": {"enabled": True, "finetune": True, "max_structures": 20},
+        "distillation": {
+            "enabled": True,
+            "finetune": True,
+            "max_structures": 20,
+            # 2 frames from each of the preset's 6 scenario runs (tests/test_surrogate_md.py)
+            "md": {"enabled": True, "steps": 10, "sample_interval": 5},
+        },
         "finetuning": {"epochs": 1},  # the wiring, not the learning (tests/test_finetune.py)
     }
     run_dir = run_until_fit(tmp_path, config)
@@ -76,17 +82,26 @@ def test_finetuned_surrogate_labels_the_distillation_pool(tmp_path: Path) -> Non
     assert metrics["n_test"] > 0 and metrics["n_train"] > 0
     for split in ("test_before", "test_after"):
         assert metrics[split]["force_rmse_ev_per_a"] > 0 and metrics[split]["energy_rmse_mev_per_atom"] > 0
-    # the pool carries the fine-tuned model's labels, not the shipped weights'
+    # the pool carries the fine-tuned model's labels, not the shipped weights': 20 pool
+    # structures, then the surrogate MD frames, one run per scenario of the exploration policy
     pool = read_structures(generation / "surrogate_pool.extxyz")
-    assert len(pool) == 20
+    md_frames = [atoms for atoms in pool if atoms.info.get("origin") == "surrogate_md"]
+    scenarios = config["explore"]["policy"]["scenarios"]
+    assert len(pool) == 20 + len(md_frames) and len(md_frames) == 2 * len(scenarios)
+    assert {atoms.info["scenario"] for atoms in md_frames} == {
+        "surface_111" if name == "surface" else name for name in scenarios
+    }
+    summary = json.loads((generation / "surrogate_md/summary.json").read_text())
+    # CHGNet is one model: no committee spread, nothing routed to the oracle
+    assert summary["n_pool"] == len(md_frames) and summary["n_uncertain"] == 0
     full = with_defaults(config)
     tuned = finetuned_surrogate(full["surrogate"], generation / "surrogate/model.pt")
     shipped = oracle_from_config(full, section="surrogate")
-    for atoms in pool[:3]:
+    for atoms in pool[:3] + md_frames[:3]:
         assert np.allclose(tuned.label(atoms).get_forces(), atoms.get_forces(), atol=1e-6)
         assert np.abs(shipped.label(atoms).get_forces() - atoms.get_forces()).max() > 1e-4
     # pool structures the oracle labelled are left out of the fit's pool part
     added = re.search(
         r"distillation: (\d+) surrogate-labelled", (run_dir / "logs/gen_000/fit.log").read_text()
     )
-    assert added is not None and 0 < int(added.group(1)) <= 20
+    assert added is not None and len(md_frames) < int(added.group(1)) <= 20 + len(md_frames)
