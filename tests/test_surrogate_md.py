@@ -73,10 +73,12 @@ def test_surrogate_md_samples_the_policys_scenarios_and_routes_uncertain_frames(
     assert trusted.summary()["pool_per_scenario"] == {"bulk": 4, "vacancy": 4, "compression": 4}
     emt = EMTOracle()
     for frame in trusted.pool:
-        # the labels are the committee's (mean) on the MD frame, not the oracle's
+        # the labels are the committee's (mean) on the MD frame (stored positions rounded to
+        # 1e-8 A), not the oracle's
         again = committee.label(frame)
-        assert frame.get_potential_energy() == pytest.approx(again.get_potential_energy(), abs=1e-8)
-        np.testing.assert_allclose(frame.get_forces(), again.get_forces(), atol=1e-8)
+        assert frame.get_potential_energy() == pytest.approx(again.get_potential_energy(), abs=1e-5)
+        np.testing.assert_allclose(frame.get_forces(), again.get_forces(), atol=1e-5)
+        assert frame.info["surrogate_force_std"] == pytest.approx(again.info["surrogate_force_std"], abs=1e-5)
         assert np.abs(frame.get_forces() - emt.label(frame).get_forces()).max() > 1e-3
     # tagged as surrogate MD frames of this generation
     assert all(frame.info["origin"] == "surrogate_md" for frame in trusted.pool)

@@ -7,7 +7,9 @@ vacancy, compression, ...), so the pool covers the same scenarios as exploration
 run CHGNet or MACE, so this is ASE MD on the CPU (or the GPU torch sees).
 
 Every ``sample_interval`` steps a frame is labelled by the surrogate (``atoms.info``: ``run``,
-``scenario``, ``md_step``, ``temperature``, ``surrogate_force_std``). A frame whose committee
+``scenario``, ``md_step``, ``temperature``, ``surrogate_force_std``): the labels are those of the
+MD step itself (no second evaluation), at the unrounded positions (the stored ones are rounded
+to 1e-8 A, as every structure's are). A frame whose committee
 force spread exceeds ``max_force_std`` (only a MACE committee has a spread; a single model's is
 0) is not pseudo-labelled: it goes to the oracle queue instead, as a candidate of the next
 selection (``select`` reads it next to the exploration frames).
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from mlip_autopipe.data import tag_structure
+from mlip_autopipe.data import attach_labels, tag_structure
 from mlip_autopipe.errors import LabellingError
 from mlip_autopipe.explore.ase_md import _collapsed, langevin_md
 from mlip_autopipe.explore.policy import (
@@ -145,18 +147,27 @@ def run_surrogate_md(
         if _collapsed(atoms):
             summary.update(status="failed", reason="atoms collapsed or positions diverged")
             break
-        frame = _frame(atoms, run, start, done, temperature, generation)
+        # the exact MD state: its labels are the calculator's cached results of the last step
+        snapshot = Atoms(
+            atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+        )
         try:
-            label = surrogate.label(frame)
+            label = surrogate.label(snapshot)
         except LabellingError as error:
             summary.update(status="failed", reason=str(error))
             break
+        frame = _frame(atoms, run, start, done, temperature, generation)
         spread = float(label.info["surrogate_force_std"])
+        frame.info.update(surrogate_force_std=spread, surrogate_energy_std=label.info["surrogate_energy_std"])
         if spread > float(md["max_force_std"]):
-            frame.info["surrogate_force_std"] = spread
             uncertain.append(frame)
         else:
-            labelled.append(label)
+            results = label.calc.results
+            pseudo = attach_labels(
+                frame, energy=results["energy"], forces=results["forces"], stress=results.get("stress")
+            )
+            pseudo.info = dict(frame.info)
+            labelled.append(pseudo)
     summary.update(
         steps_done=done,
         n_labelled=len(labelled),
