@@ -167,6 +167,10 @@ def test_finetune_switch_needs_distillation_and_mace_from_scratch_needs_no_file(
     emt_config: dict[str, Any],
 ) -> None:
     surrogate = emt_config["surrogate"]
+    surrogate["distillation"]["md"]["enabled"] = True
+    with pytest.raises(ConfigError, match=r"^config key 'surrogate\.distillation\.md\.enabled': .*enabled"):
+        check_config(emt_config)  # surrogate MD feeds the pool
+    surrogate["distillation"]["md"]["enabled"] = False
     surrogate["distillation"]["finetune"] = True
     with pytest.raises(ConfigError, match=r"^config key 'surrogate\.distillation\.finetune': .*enabled"):
         check_config(emt_config)
