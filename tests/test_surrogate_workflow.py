@@ -18,12 +18,12 @@ EMT_PRESET = REPO / "config" / "emt.yaml"
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
-def run_until_fit(tmp_path: Path, config: dict) -> Path:
-    """``config`` through Snakemake up to generation 0's fit; the run folder."""
+def run_until_fit(tmp_path: Path, config: dict, until: str = "fit") -> Path:
+    """``config`` through Snakemake up to generation 0's fit (or rule ``until``); the run folder."""
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     run_dir = tmp_path / "run"
-    result = run_snakemake(run_dir, configfile, "--until", "fit")
+    result = run_snakemake(run_dir, configfile, "--until", until)
     assert result.returncode == 0, result.stderr[-4000:]
     return run_dir
 
@@ -105,3 +105,55 @@ def test_finetuned_surrogate_labels_the_distillation_pool(tmp_path: Path) -> Non
         r"distillation: (\d+) surrogate-labelled", (run_dir / "logs/gen_000/fit.log").read_text()
     )
     assert added is not None and len(md_frames) < int(added.group(1)) <= 20 + len(md_frames)
+
+
+def test_frames_the_surrogate_committee_disputes_go_to_selection(tmp_path: Path) -> None:
+    """A two-model MACE committee drives surrogate MD; with a spread threshold below any spread,
+    every frame goes to the oracle queue: none into the pool, all (up to max_uncertain) graded
+    by the ACE among the selection's candidates."""
+    from ase.build import bulk
+
+    from mlip_autopipe.finetune import train_mace
+    from mlip_autopipe.oracles import EMTOracle
+
+    rng = np.random.default_rng(0)
+    cells = []
+    for _ in range(8):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.set_chemical_symbols(list(rng.choice(["Cu", "Ni"], size=len(atoms))))
+        atoms.positions += rng.normal(scale=0.1, size=atoms.positions.shape)
+        cells.append(EMTOracle().label(atoms))
+    settings = {"max_num_epochs": 2, "num_channels": 8, "r_max": 4.0, "batch_size": 4}
+    models = [str(train_mace(cells, tmp_path / f"m{seed}", settings=settings, seed=seed)) for seed in (0, 1)]
+    config = yaml.safe_load(EMT_PRESET.read_text())
+    config["loop"]["max_generations"] = 1
+    config["structures"]["initial_pick"] = 16
+    config["fit"]["functions_per_element"] = 100  # a quick fit: the routing is tested, not the ACE
+    config["explore"]["steps"] = 200
+    config["explore"]["policy"]["scenarios"] = ["bulk", "vacancy"]
+    config["surrogate"] = {
+        "kind": "mace",
+        "mace": {"model_paths": models},
+        "distillation": {
+            "enabled": True,
+            "max_structures": 10,
+            "md": {
+                "enabled": True,
+                "steps": 6,
+                "sample_interval": 2,
+                "max_force_std": 1e-9,
+                "max_uncertain": 4,
+            },
+        },
+    }
+    run_dir = run_until_fit(tmp_path, config, until="select")
+    generation = run_dir / "results/gen_000"
+    summary = json.loads((generation / "surrogate_md/summary.json").read_text())
+    assert summary["n_pool"] == 0 and summary["uncertain_per_scenario"]
+    uncertain = read_structures(generation / "surrogate_md/uncertain.extxyz")
+    assert len(uncertain) == summary["n_uncertain"] == 4
+    assert all(atoms.info["surrogate_force_std"] > 0 for atoms in uncertain)
+    pool = read_structures(generation / "surrogate_pool.extxyz")
+    assert not [atoms for atoms in pool if atoms.info.get("origin") == "surrogate_md"]
+    log = (run_dir / "logs/gen_000/select.log").read_text()
+    assert "4 surrogate MD frames routed to the oracle join the candidates" in log
