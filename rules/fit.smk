@@ -8,6 +8,7 @@ rule finetune_surrogate:
         get_training_sets,
     output:
         model="results/gen_{gen}/surrogate/model.pt",
+        committee=get_finetuned_committee_outputs(),
         metrics="results/gen_{gen}/surrogate/metrics.json",
     params:
         surrogate=get_finetune_settings(),

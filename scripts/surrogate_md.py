@@ -12,7 +12,8 @@ from mlip_autopipe.timing import tool_time  # noqa: E402
 
 settings = snakemake.config["surrogate"]
 if snakemake.input.finetuned:
-    surrogate = finetuned_surrogate(settings, snakemake.input.finetuned[0], threads=snakemake.threads)
+    model, *committee = snakemake.input.finetuned
+    surrogate = finetuned_surrogate(settings, model, threads=snakemake.threads, committee=committee)
 else:
     kind = settings["kind"]
     surrogate = make_surrogate(kind, settings[kind], threads=snakemake.threads, key="surrogate")

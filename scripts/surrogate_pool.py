@@ -8,8 +8,9 @@ from mlip_autopipe.finetune import finetuned_surrogate  # noqa: E402
 from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 
 if snakemake.input.finetuned:
+    model, *committee = snakemake.input.finetuned
     surrogate = finetuned_surrogate(
-        snakemake.config["surrogate"], snakemake.input.finetuned[0], threads=snakemake.threads
+        snakemake.config["surrogate"], model, threads=snakemake.threads, committee=committee
     )
 else:
     surrogate = oracle_from_config(snakemake.config, section="surrogate", cores=snakemake.threads)

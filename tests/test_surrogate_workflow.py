@@ -108,23 +108,10 @@ def test_finetuned_surrogate_labels_the_distillation_pool(tmp_path: Path) -> Non
 
 
 def test_frames_the_surrogate_committee_disputes_go_to_selection(tmp_path: Path) -> None:
-    """A two-model MACE committee drives surrogate MD; with a spread threshold below any spread,
-    every frame goes to the oracle queue: none into the pool, all (up to max_uncertain) graded
-    by the ACE among the selection's candidates."""
-    from ase.build import bulk
-
-    from mlip_autopipe.finetune import train_mace
-    from mlip_autopipe.oracles import EMTOracle
-
-    rng = np.random.default_rng(0)
-    cells = []
-    for _ in range(8):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
-        atoms.set_chemical_symbols(list(rng.choice(["Cu", "Ni"], size=len(atoms))))
-        atoms.positions += rng.normal(scale=0.1, size=atoms.positions.shape)
-        cells.append(EMTOracle().label(atoms))
-    settings = {"max_num_epochs": 2, "num_channels": 8, "r_max": 4.0, "batch_size": 4}
-    models = [str(train_mace(cells, tmp_path / f"m{seed}", settings=settings, seed=seed)) for seed in (0, 1)]
+    """The whole route with a MACE committee: two small MACE models fine-tuned from scratch on
+    generation 0's oracle labels drive surrogate MD; with a spread threshold below any spread,
+    every frame goes to the oracle queue: none into the pool, the largest-spread ones (up to
+    max_uncertain) graded by the ACE among the selection's candidates."""
     config = yaml.safe_load(EMT_PRESET.read_text())
     config["loop"]["max_generations"] = 1
     config["structures"]["initial_pick"] = 16
@@ -133,9 +120,9 @@ def test_frames_the_surrogate_committee_disputes_go_to_selection(tmp_path: Path)
     config["explore"]["policy"]["scenarios"] = ["bulk", "vacancy"]
     config["surrogate"] = {
         "kind": "mace",
-        "mace": {"model_paths": models},
         "distillation": {
             "enabled": True,
+            "finetune": True,
             "max_structures": 10,
             "md": {
                 "enabled": True,
@@ -145,14 +132,18 @@ def test_frames_the_surrogate_committee_disputes_go_to_selection(tmp_path: Path)
                 "max_uncertain": 4,
             },
         },
+        "finetuning": {"epochs": 2, "committee": 2},
     }
     run_dir = run_until_fit(tmp_path, config, until="select")
     generation = run_dir / "results/gen_000"
+    metrics = json.loads((generation / "surrogate/metrics.json").read_text())
+    assert metrics["committee"] == 2 and (generation / "surrogate/committee_1.pt").is_file()
     summary = json.loads((generation / "surrogate_md/summary.json").read_text())
-    assert summary["n_pool"] == 0 and summary["uncertain_per_scenario"]
+    assert summary["n_pool"] == 0 and set(summary["uncertain_per_scenario"]) <= {"bulk", "vacancy"}
     uncertain = read_structures(generation / "surrogate_md/uncertain.extxyz")
     assert len(uncertain) == summary["n_uncertain"] == 4
-    assert all(atoms.info["surrogate_force_std"] > 0 for atoms in uncertain)
+    spreads = [atoms.info["surrogate_force_std"] for atoms in uncertain]
+    assert all(spread > 0 for spread in spreads) and spreads == sorted(spreads, reverse=True)
     pool = read_structures(generation / "surrogate_pool.extxyz")
     assert not [atoms for atoms in pool if atoms.info.get("origin") == "surrogate_md"]
     log = (run_dir / "logs/gen_000/select.log").read_text()
