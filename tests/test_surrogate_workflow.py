@@ -97,9 +97,13 @@ def test_finetuned_surrogate_labels_the_distillation_pool(tmp_path: Path) -> Non
     full = with_defaults(config)
     tuned = finetuned_surrogate(full["surrogate"], generation / "surrogate/model.pt")
     shipped = oracle_from_config(full, section="surrogate")
-    for atoms in pool[:3] + md_frames[:3]:
-        assert np.allclose(tuned.label(atoms).get_forces(), atoms.get_forces(), atol=1e-6)
-        assert np.abs(shipped.label(atoms).get_forces() - atoms.get_forces()).max() > 1e-4
+    # (MD frames carry the MD step's labels at the unrounded positions: CHGNet's float32 answer
+    # to the 1e-8 A rounding is up to ~2e-5 eV/A)
+    for atoms, tolerance in [(atoms, 1e-6) for atoms in pool[:3]] + [
+        (atoms, 1e-4) for atoms in md_frames[:3]
+    ]:
+        assert np.allclose(tuned.label(atoms).get_forces(), atoms.get_forces(), atol=tolerance)
+        assert np.abs(shipped.label(atoms).get_forces() - atoms.get_forces()).max() > 10 * tolerance
     # pool structures the oracle labelled are left out of the fit's pool part
     added = re.search(
         r"distillation: (\d+) surrogate-labelled", (run_dir / "logs/gen_000/fit.log").read_text()
