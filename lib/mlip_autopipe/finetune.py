@@ -9,6 +9,8 @@ rest and measures its test error against the oracle before and after:
   :class:`chgnet.trainer.Trainer`; the result is a CHGNet file (``CHGNet.from_file``);
 - MACE: ``mace_run_train`` from the first ``surrogate.mace.model_paths`` file as the foundation
   model, or a small model from scratch (:data:`SMALL_MACE`) when none is given.
+  ``surrogate.finetuning.committee`` > 1 trains that many from different seeds: a committee
+  whose force spread routes surrogate MD frames to the oracle (:mod:`mlip_autopipe.surrogate_md`).
 
 Energies: a foundation model's absolute energies differ from the oracle's by a per-element
 constant, so the oracle's energies are first moved onto the surrogate's per-element scale
