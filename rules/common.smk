@@ -110,11 +110,19 @@ def get_finetune_settings():
     return canonical({"kind": kind, kind: surrogate[kind], "finetuning": surrogate["finetuning"]})
 
 
+def get_finetuned_committee_outputs():
+    """The fine-tuned MACE committee's other members (none for one model)."""
+    size = config["surrogate"]["finetuning"]["committee"]
+    return [f"results/gen_{{gen}}/surrogate/committee_{index}.pt" for index in range(1, size)]
+
+
 def get_finetuned_surrogate(wildcards):
-    """This generation's fine-tuned surrogate model when surrogate.distillation.finetune is on."""
+    """This generation's fine-tuned surrogate model (model.pt first, then any committee members)
+    when surrogate.distillation.finetune is on."""
     if not config["surrogate"]["distillation"]["finetune"]:
         return []
-    return [f"{gen_dir(wildcards.gen)}/surrogate/model.pt"]
+    members = [f.replace("{gen}", f"{int(wildcards.gen):03d}") for f in get_finetuned_committee_outputs()]
+    return [f"{gen_dir(wildcards.gen)}/surrogate/model.pt", *members]
 
 
 def get_surrogate_pool_sources(wildcards):
@@ -124,6 +132,20 @@ def get_surrogate_pool_sources(wildcards):
     if config["surrogate"]["distillation"]["exploration_frames"]:
         sources += [f"{gen_dir(g)}/explore/frames.extxyz" for g in range(int(wildcards.gen))]
     return sources
+
+
+def get_surrogate_md_frames(wildcards):
+    """This generation's surrogate MD frames (pseudo-labelled) when surrogate.distillation.md is on."""
+    if not config["surrogate"]["distillation"]["md"]["enabled"]:
+        return []
+    return [f"{gen_dir(wildcards.gen)}/surrogate_md/frames.extxyz"]
+
+
+def get_surrogate_uncertain(wildcards):
+    """The surrogate MD frames routed to the oracle (candidates of this generation's selection)."""
+    if not config["surrogate"]["distillation"]["md"]["enabled"]:
+        return []
+    return [f"{gen_dir(wildcards.gen)}/surrogate_md/uncertain.extxyz"]
 
 
 def get_distillation_inputs(wildcards):

@@ -1,6 +1,6 @@
 # Stage 3: pacemaker fit on the cumulative training set (with surrogate distillation: plus the
 # surrogate-labelled pool, optionally labelled by the surrogate fine-tuned on the oracle's
-# labels so far), active set, train/test metrics.
+# labels so far, and with surrogate MD: the frames it sampled), active set, train/test metrics.
 
 
 rule finetune_surrogate:
@@ -8,6 +8,7 @@ rule finetune_surrogate:
         get_training_sets,
     output:
         model="results/gen_{gen}/surrogate/model.pt",
+        committee=get_finetuned_committee_outputs(),
         metrics="results/gen_{gen}/surrogate/metrics.json",
     params:
         surrogate=get_finetune_settings(),
@@ -22,10 +23,36 @@ rule finetune_surrogate:
         "../scripts/finetune_surrogate.py"
 
 
+rule surrogate_md:
+    input:
+        pool="results/structures/pool.extxyz",
+        finetuned=get_finetuned_surrogate,
+    output:
+        frames="results/gen_{gen}/surrogate_md/frames.extxyz",
+        uncertain="results/gen_{gen}/surrogate_md/uncertain.extxyz",
+        summary="results/gen_{gen}/surrogate_md/summary.json",
+    params:
+        surrogate=get_surrogate_settings(),
+        md=canonical(config["surrogate"]["distillation"]["md"]),
+        explore=canonical(config["explore"]),
+        structures=canonical(config["structures"]),
+        elements=config["elements"],
+        seed=config["seed"],
+        generation=lambda wildcards: int(wildcards.gen),
+    log:
+        "logs/gen_{gen}/surrogate_md.log",
+    threads: config["surrogate"]["threads"]
+    conda:
+        "../envs/mace.yaml"
+    script:
+        "../scripts/surrogate_md.py"
+
+
 rule surrogate_pool:
     input:
         structures=get_surrogate_pool_sources,
         finetuned=get_finetuned_surrogate,
+        md_frames=get_surrogate_md_frames,
     output:
         "results/gen_{gen}/surrogate_pool.extxyz",
     params:

@@ -1,9 +1,11 @@
-# Stage 5: choose the extrapolative environments that the next generation labels.
+# Stage 5: choose the extrapolative environments that the next generation labels (with
+# surrogate MD: among its frames where the surrogate committee disagrees, too).
 
 
 rule select:
     input:
         frames="results/gen_{gen}/explore/frames.extxyz",
+        uncertain=get_surrogate_uncertain,
         yaml="results/gen_{gen}/fit/potential.yaml",
         asi="results/gen_{gen}/fit/potential.asi",
     output:

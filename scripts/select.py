@@ -3,10 +3,15 @@ from common import start
 log = start(snakemake)
 
 from mlip_autopipe.data import read_structures, write_structures  # noqa: E402
-from mlip_autopipe.select import select_environments  # noqa: E402
+from mlip_autopipe.select import grade_frames, select_environments  # noqa: E402
 from mlip_autopipe.timing import tool_time  # noqa: E402
 
 frames = read_structures(snakemake.input.frames)
+# surrogate MD frames where the surrogate committee disagrees: candidates next to the MD's own
+uncertain = [atoms for path in snakemake.input.uncertain for atoms in read_structures(path)]
+if uncertain:
+    frames += grade_frames(uncertain, snakemake.input.yaml, snakemake.input.asi)
+    log.info("%d surrogate MD frames routed to the oracle join the candidates", len(uncertain))
 with tool_time(log, "pacemaker"):  # gamma and MaxVol through pyace
     selected, method = select_environments(
         frames,

@@ -8,8 +8,9 @@ from mlip_autopipe.finetune import finetuned_surrogate  # noqa: E402
 from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
 
 if snakemake.input.finetuned:
+    model, *committee = snakemake.input.finetuned
     surrogate = finetuned_surrogate(
-        snakemake.config["surrogate"], snakemake.input.finetuned[0], threads=snakemake.threads
+        snakemake.config["surrogate"], model, threads=snakemake.threads, committee=committee
     )
 else:
     surrogate = oracle_from_config(snakemake.config, section="surrogate", cores=snakemake.threads)
@@ -17,4 +18,8 @@ structures = [atoms for path in snakemake.input.structures for atoms in read_str
 labelled = surrogate_pool(
     structures, surrogate, snakemake.params.max_structures, snakemake.params.seed, log=log.info
 )
-write_structures(snakemake.output[0], labelled)
+# surrogate MD frames come labelled by the same surrogate
+md_frames = [atoms for path in snakemake.input.md_frames for atoms in read_structures(path)]
+if md_frames:
+    log.info("%d surrogate MD frames added to the pool", len(md_frames))
+write_structures(snakemake.output[0], labelled + md_frames)

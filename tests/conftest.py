@@ -177,6 +177,7 @@ LONGEST_FIRST = (
     "test_hostile_names.py",
     "test_dft_workflow.py",
     "test_validation_qe.py",
+    "test_surrogate_md.py",
 )
 
 

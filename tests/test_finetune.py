@@ -148,6 +148,24 @@ def test_mace_from_scratch_then_from_that_foundation_model(
     assert after["force_rmse_ev_per_a"] < 0.8 * before["force_rmse_ev_per_a"]
 
 
+@pytest.mark.slow
+def test_a_finetuned_mace_committee_gives_a_force_spread(oracle_labels: list[Atoms], tmp_path: Path) -> None:
+    """Two MACE models from scratch (seeds 0 and 1): the surrogate labels with their mean and
+    the spread that routes surrogate MD frames; the metrics are the committee's."""
+    section = surrogate_section("mace", epochs=2, learning_rate=0.01, committee=2)
+    result = finetune_surrogate(oracle_labels, ["Cu", "Ni"], section, tmp_path)
+    assert result.committee == (tmp_path / "committee_1.pt",) and result.committee[0].is_file()
+    assert result.metrics["committee"] == 2
+    tuned = finetuned_surrogate(section, result.model, committee=result.committee)
+    single = finetuned_surrogate(section, result.model)
+    labels = [tuned.label(atoms) for atoms in result.test]
+    assert all(label.info["surrogate_force_std"] > 0 for label in labels)
+    assert all(single.label(atoms).info["surrogate_force_std"] == 0 for atoms in result.test)
+    assert forces_rmse(labels, result.test) == pytest.approx(
+        result.metrics["test_after"]["force_rmse_ev_per_a"], rel=1e-6
+    )
+
+
 def test_element_offsets_recover_a_per_element_energy_shift(oracle_labels: list[Atoms]) -> None:
     from mlip_autopipe.data import attach_labels
 
@@ -167,6 +185,14 @@ def test_finetune_switch_needs_distillation_and_mace_from_scratch_needs_no_file(
     emt_config: dict[str, Any],
 ) -> None:
     surrogate = emt_config["surrogate"]
+    surrogate["distillation"]["md"]["enabled"] = True
+    with pytest.raises(ConfigError, match=r"^config key 'surrogate\.distillation\.md\.enabled': .*enabled"):
+        check_config(emt_config)  # surrogate MD feeds the pool
+    surrogate["distillation"]["md"]["enabled"] = False
+    surrogate["finetuning"]["committee"] = 2
+    with pytest.raises(ConfigError, match=r"^config key 'surrogate\.finetuning\.committee': .*MACE only"):
+        check_config(emt_config)  # CHGNet (the preset's surrogate) fine-tunes one model
+    surrogate["finetuning"]["committee"] = 1
     surrogate["distillation"]["finetune"] = True
     with pytest.raises(ConfigError, match=r"^config key 'surrogate\.distillation\.finetune': .*enabled"):
         check_config(emt_config)

@@ -12,6 +12,7 @@ from ase import Atoms
 
 from mlip_autopipe.explore import load_calculator, run_langevin
 from mlip_autopipe.select import (
+    grade_frames,
     maxvol_environments,
     select_d_optimal,
     select_environments,
@@ -199,3 +200,30 @@ def test_d_optimal_falls_back_to_max_gamma_without_an_active_set(
         whole_frame_atoms=100,
     )
     assert method == "d_optimal" and len(used) == SELECT["max_per_generation"]
+
+
+def test_surrogate_md_frames_are_graded_like_md_frames_and_join_the_selection(
+    small_potential: dict[str, Any], frames: list[Atoms]
+) -> None:
+    """Frames the surrogate committee was unsure about (no gamma of their own) get the ACE's
+    gamma and compete with the MD's frames; their scenario gets its floor of picks."""
+    unsure = []
+    for frame in frames[:3]:
+        bare = Atoms(frame.get_chemical_symbols(), positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
+        bare.info.update(uid=f"unsure{len(unsure)}", scenario="surrogate_only", run="surrogate_md_x")
+        unsure.append(bare)
+    graded = grade_frames(unsure, small_potential["yaml"], small_potential["asi"])
+    for frame, grade in zip(frames[:3], graded, strict=True):
+        np.testing.assert_allclose(grade.arrays["gamma"], frame.arrays["gamma"], rtol=1e-6, atol=1e-8)
+        assert grade.info["max_gamma"] == pytest.approx(frame.info["max_gamma"], rel=1e-6)
+        assert grade.info["scenario"] == "surrogate_only"
+    picks, method = select_environments(
+        frames + graded,
+        SELECT,
+        potential_yaml=small_potential["yaml"],
+        active_set=small_potential["asi"],
+        gamma_hi=EXPLORE["gamma_hi"],
+        whole_frame_atoms=64,
+    )
+    assert method == "d_optimal"
+    assert any(pick.info["scenario"] == "surrogate_only" for pick in picks)

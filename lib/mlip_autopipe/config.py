@@ -205,6 +205,16 @@ def _check_surrogates(config: Mapping[str, Any]) -> None:
             "surrogate.distillation.finetune",
             "fine-tuning feeds the distillation pool: set surrogate.distillation.enabled true as well",
         )
+    if distillation.get("md", {}).get("enabled") and not distillation.get("enabled"):
+        raise ConfigError(
+            "surrogate.distillation.md.enabled",
+            "surrogate MD feeds the distillation pool: set surrogate.distillation.enabled true as well",
+        )
+    if surrogate.get("finetuning", {}).get("committee", 1) > 1 and surrogate.get("kind") != "mace":
+        raise ConfigError(
+            "surrogate.finetuning.committee",
+            "a fine-tuned committee is MACE only (surrogate.kind mace); CHGNet fine-tunes one model",
+        )
     held_out = surrogate.get("finetuning", {}).get("test_fraction", 1.0)
     fit_held_out = config.get("fit", {}).get("test_fraction", 0.0)
     if distillation.get("finetune") and held_out < fit_held_out:

@@ -9,6 +9,8 @@ rest and measures its test error against the oracle before and after:
   :class:`chgnet.trainer.Trainer`; the result is a CHGNet file (``CHGNet.from_file``);
 - MACE: ``mace_run_train`` from the first ``surrogate.mace.model_paths`` file as the foundation
   model, or a small model from scratch (:data:`SMALL_MACE`) when none is given.
+  ``surrogate.finetuning.committee`` > 1 trains that many from different seeds: a committee
+  whose force spread routes surrogate MD frames to the oracle (:mod:`mlip_autopipe.surrogate_md`).
 
 Energies: a foundation model's absolute energies differ from the oracle's by a per-element
 constant, so the oracle's energies are first moved onto the surrogate's per-element scale
@@ -216,15 +218,25 @@ def trainable(atoms: Atoms) -> bool:
     return energy_weight(atoms) > 0 and bool(np.all(force_weights(atoms) > 0))
 
 
+def committee_files(folder: str | os.PathLike[str], size: int) -> list[Path]:
+    """The model files of a fine-tuned committee of ``size`` in ``folder``: ``model.pt`` first."""
+    return [Path(folder) / FINETUNED_MODEL] + [Path(folder) / f"committee_{i}.pt" for i in range(1, size)]
+
+
 def finetuned_surrogate(
-    surrogate_settings: Mapping[str, Any], model_file: str | os.PathLike[str], *, threads: int = 1
+    surrogate_settings: Mapping[str, Any],
+    model_file: str | os.PathLike[str],
+    *,
+    threads: int = 1,
+    committee: Sequence[str | os.PathLike[str]] = (),
 ) -> Oracle:
     """The surrogate of ``surrogate_settings`` (the validated ``surrogate`` section) with the
-    fine-tuned weights of ``model_file`` (what :func:`finetune_surrogate` wrote)."""
+    fine-tuned weights of ``model_file`` (what :func:`finetune_surrogate` wrote), and for MACE
+    the other ``committee`` members' files (labels: the mean; spread in ``atoms.info``)."""
     if surrogate_settings["kind"] == "chgnet":
         return CHGNetOracle(surrogate_settings["chgnet"]["model"], model_file=model_file, threads=threads)
     return MACEOracle(
-        [model_file],
+        [model_file, *committee],
         default_dtype=surrogate_settings["mace"]["default_dtype"],
         threads=threads,
         key="surrogate.mace.model_paths",
@@ -239,6 +251,8 @@ class FinetuneResult:
     metrics: dict[str, Any]
     train: list[Atoms]
     test: list[Atoms]
+    #: the other members of a MACE committee (``surrogate.finetuning.committee`` > 1)
+    committee: tuple[Path, ...] = ()
 
 
 def finetune_surrogate(
@@ -252,8 +266,9 @@ def finetune_surrogate(
     log: logging.Logger | None = None,
 ) -> FinetuneResult:
     """Fine-tune the surrogate of ``surrogate_settings`` (the validated ``surrogate`` section)
-    on the oracle's ``labelled_structures``; writes ``out_dir/model.pt`` and ``metrics.json``
-    (test error against the oracle before and after, sizes, wall seconds, device).
+    on the oracle's ``labelled_structures``; writes ``out_dir/model.pt`` (for a MACE committee
+    also ``committee_1.pt``, ...: :func:`committee_files`) and ``metrics.json`` (test error
+    against the oracle before and after, of the committee's mean; sizes, wall seconds, device).
 
     Raises:
         FitError: no trainable structure, or the trainer failed.
@@ -305,23 +320,27 @@ def finetune_surrogate(
         }
         if scratch:
             options |= dict(tuning["mace_scratch"])
-        trained = train_mace(
-            targets,
-            folder / "mace",
-            settings=options,
-            foundation_model=foundation,
-            seed=seed,
-            threads=threads,
-            device=device,
-        )
-        model_file = folder / FINETUNED_MODEL
-        copy_atomic(trained, model_file)
-    tuned = finetuned_surrogate(surrogate_settings, model_file, threads=threads)
+        members = committee_files(folder, int(tuning["committee"]))
+        for index, member in enumerate(members):  # one seed per member: the spread is theirs
+            trained = train_mace(
+                targets,
+                folder / ("mace" if index == 0 else f"mace_{index}"),
+                settings=options,
+                foundation_model=foundation,
+                seed=seed + index,
+                threads=threads,
+                device=device,
+            )
+            copy_atomic(trained, member)
+        model_file = members[0]
+    others = committee_files(folder, int(tuning["committee"]))[1:] if kind == "mace" else []
+    tuned = finetuned_surrogate(surrogate_settings, model_file, threads=threads, committee=others)
     train_seconds = time.perf_counter() - started
     after_offsets = element_offsets(label_all(tuned, trainable_train), trainable_train, elements)
     metrics = {
         "kind": kind,
         "start": "scratch" if scratch else "base_model",
+        "committee": 1 + len(others),
         "device": device,
         "n_train": len(targets),
         "n_train_left_out": len(train) - len(targets),
@@ -332,7 +351,7 @@ def finetune_surrogate(
     }
     log.info("surrogate test error against the oracle: before %s, after %s", before, metrics["test_after"])
     write_text_atomic(folder / METRICS, json.dumps(metrics, indent=2) + "\n")
-    return FinetuneResult(model_file, metrics, list(train), list(test))
+    return FinetuneResult(model_file, metrics, list(train), list(test), tuple(others))
 
 
 def _finetune_chgnet(

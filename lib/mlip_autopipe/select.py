@@ -254,6 +254,28 @@ def select_max_gamma(frames: Sequence[Atoms], cap: int, gamma_hi: float) -> list
     ]
 
 
+def grade_frames(
+    frames: Sequence[Atoms], potential_yaml: str | os.PathLike[str], active_set: str | os.PathLike[str]
+) -> list[Atoms]:
+    """Copies of ``frames`` (from elsewhere than the ACE's own MD, e.g. surrogate MD) carrying the
+    ACE's per-atom extrapolation grade (``arrays['gamma']``, ``info['max_gamma']``), as MD
+    frames do, so every selection method can rank them."""
+    from mlip_autopipe.explore.ase_md import load_calculator
+
+    calculator = load_calculator(potential_yaml, active_set)
+    graded = []
+    for frame in frames:
+        work = frame.copy()
+        work.calc = calculator
+        work.get_potential_energy()
+        gamma = np.asarray(calculator.results["gamma"], dtype=float)
+        copy = frame.copy()
+        copy.arrays["gamma"] = gamma
+        copy.info["max_gamma"] = float(gamma.max())
+        graded.append(copy)
+    return graded
+
+
 def select_environments(
     frames: Sequence[Atoms],
     select: Mapping[str, Any],
