@@ -23,7 +23,7 @@ export PATH := $(BIN):$(PATH)
 APT_PACKAGES := slurm-wlm munge postgresql chromium chromium-driver
 
 .PHONY: setup system setup-qe plugin run dry-run status report test lint clean-results benchmark-learning \
-	benchmark-exploration
+	benchmark-exploration benchmark-qe-cutoffs
 
 setup: system setup-qe $(STAMP) plugin
 
@@ -142,3 +142,8 @@ benchmark-learning: $(STAMP)
 EXPLORATION_ARGS ?=
 benchmark-exploration: $(STAMP)
 	nice $(BIN)/python benchmarks/exploration.py $(EXPLORATION_ARGS)
+
+# pw.x at the default run's demo cutoffs vs the pseudopotentials' suggested ones, on 5 cells of
+# its pool (~10 min on 2 busy cores). Writes benchmarks/results/qe_cutoffs.json.
+benchmark-qe-cutoffs: setup-qe $(STAMP)
+	nice $(BIN)/python benchmarks/qe_cutoffs.py

@@ -37,6 +37,7 @@ def tiny_qe_config(command: list[str]) -> dict[str, Any]:
     config["explore"].update(temperatures=[600], starts_per_temperature=1, steps=40)
     config["loop"]["max_generations"] = 1
     config["validation"] = {"enabled": False}  # pw.x validation: tests/test_validation_qe.py
+    config["production"] = {"enabled": False}  # the production fit: tests/test_production.py
     return config
 
 
