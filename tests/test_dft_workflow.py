@@ -31,6 +31,7 @@ def tiny_qe_config(command: list[str]) -> dict[str, Any]:
     config["structures"].update(
         compositions=[{"Si": 0.5, "Ge": 0.5}], cells_per_composition=1, strains=[0.02], initial_pick=4
     )
+    config["structures"]["composition_step"] = None  # the default adds pure Si and Ge: not here
     config["structures"]["rattle_amplitudes"] = [0.05, 0.1]
     config["oracle"]["qe"].update(ecutwfc=15, ecutrho=60, kspacing=1.2, command=command)
     config["fit"]["functions_per_element"] = 8

@@ -40,6 +40,7 @@ def tiny_validation_config() -> dict[str, Any]:
     config["structures"].update(
         lattice_file="primitive.extxyz", supercell=[2, 2, 2], compositions=[{"Si": 0.5, "Ge": 0.5}]
     )
+    config["structures"]["composition_step"] = None  # the default adds pure Si and Ge: not here
     config["oracle"]["qe"].update(TINY_QE)
     # validation checks the potential results/final ships: with production on, results/production's
     # (a fixed path, so the test's own fit stands there; the loop's fits would need the loop)
