@@ -35,10 +35,9 @@ from mlip_autopipe.explore.ase_md import _collapsed, langevin_md
 from mlip_autopipe.explore.policy import (
     BAR_PER_GPA,
     ScenarioRun,
-    average_composition,
-    estimated_bulk_modulus,
     fresh_start,
     plan_scenarios,
+    planned_bulk_modulus,
 )
 from mlip_autopipe.oracles.surrogates import CHGNetOracle, MACEOracle
 
@@ -81,13 +80,9 @@ def surrogate_md_starts(
     """One start cell per run of the exploration policy's plan (as a fresh exploration start),
     a cell with a target pressure strained by ``-P/B`` (bulk modulus of the policy)."""
     runs = plan_scenarios(elements, structures, explore)
-    modulus = 0.0
-    if any(run.pressure_bar for run in runs):
-        policy = explore["policy"]
-        modulus = float(
-            policy.get("bulk_modulus")
-            or estimated_bulk_modulus(average_composition(structures["compositions"], elements))
-        )
+    modulus = (
+        planned_bulk_modulus(elements, structures, explore) if any(run.pressure_bar for run in runs) else 0.0
+    )
     starts = []
     for index, run in enumerate(runs):
         start = fresh_start(run, pool, explore["policy"], elements, structures["supercell"], seed + index)

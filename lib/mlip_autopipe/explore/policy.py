@@ -143,6 +143,14 @@ def planned_melting_point(
     return float(explore["policy"]["melting_point"] or estimated_melting_point(composition))
 
 
+def planned_bulk_modulus(
+    elements: Sequence[str], structures: Mapping[str, Any], explore: Mapping[str, Any]
+) -> float:
+    """B (GPa) of the plan: ``explore.policy.bulk_modulus``, else the pymatgen estimate."""
+    composition = average_composition(structures["compositions"], elements)
+    return float(explore["policy"]["bulk_modulus"] or estimated_bulk_modulus(composition))
+
+
 #: A melting point refined with the potential stays within these factors of the plan's.
 REFINED_MELTING_BOUNDS = (0.5, 1.5)
 
@@ -193,9 +201,7 @@ def plan_scenarios(
     composition = average_composition(structures["compositions"], elements)
     melting = planned_melting_point(elements, structures, explore)
     pressures_needed = {"compression", "tension"} & set(policy["scenarios"])
-    modulus = float(
-        policy["bulk_modulus"] or (estimated_bulk_modulus(composition) if pressures_needed else 0.0)
-    )
+    modulus = planned_bulk_modulus(elements, structures, explore) if pressures_needed else 0.0
     lattice = str(structures.get("lattice") or "fcc")
     if structures.get("lattice_file"):
         lattice = "file"
