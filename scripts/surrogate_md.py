@@ -5,18 +5,11 @@ from common import start
 log = start(snakemake)
 
 from mlip_autopipe.data import read_structures, write_structures, write_text_atomic  # noqa: E402
-from mlip_autopipe.finetune import finetuned_surrogate  # noqa: E402
-from mlip_autopipe.oracles.surrogates import make_surrogate  # noqa: E402
+from mlip_autopipe.finetune import rule_surrogate  # noqa: E402
 from mlip_autopipe.surrogate_md import surrogate_md, surrogate_md_starts  # noqa: E402
 from mlip_autopipe.timing import tool_time  # noqa: E402
 
-settings = snakemake.config["surrogate"]
-if snakemake.input.finetuned:
-    model, *committee = snakemake.input.finetuned
-    surrogate = finetuned_surrogate(settings, model, threads=snakemake.threads, committee=committee)
-else:
-    kind = settings["kind"]
-    surrogate = make_surrogate(kind, settings[kind], threads=snakemake.threads, key="surrogate")
+surrogate = rule_surrogate(snakemake.config, snakemake.input.finetuned, threads=snakemake.threads)
 starts = surrogate_md_starts(
     snakemake.params.elements,
     snakemake.params.structures,

@@ -4,16 +4,9 @@ log = start(snakemake)
 
 from mlip_autopipe.data import read_structures, write_structures  # noqa: E402
 from mlip_autopipe.distillation import surrogate_pool  # noqa: E402
-from mlip_autopipe.finetune import finetuned_surrogate  # noqa: E402
-from mlip_autopipe.oracles import oracle_from_config  # noqa: E402
+from mlip_autopipe.finetune import rule_surrogate  # noqa: E402
 
-if snakemake.input.finetuned:
-    model, *committee = snakemake.input.finetuned
-    surrogate = finetuned_surrogate(
-        snakemake.config["surrogate"], model, threads=snakemake.threads, committee=committee
-    )
-else:
-    surrogate = oracle_from_config(snakemake.config, section="surrogate", cores=snakemake.threads)
+surrogate = rule_surrogate(snakemake.config, snakemake.input.finetuned, threads=snakemake.threads)
 structures = [atoms for path in snakemake.input.structures for atoms in read_structures(path)]
 labelled = surrogate_pool(
     structures, surrogate, snakemake.params.max_structures, snakemake.params.seed, log=log.info

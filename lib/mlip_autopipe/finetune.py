@@ -47,6 +47,7 @@ from mlip_autopipe.contract import energy_weight, force_weights
 from mlip_autopipe.data import copy_atomic, has_labels, write_text_atomic
 from mlip_autopipe.errors import FitError, LabellingError
 from mlip_autopipe.fit import split_train_test
+from mlip_autopipe.oracles import oracle_from_config
 from mlip_autopipe.oracles.base import Oracle
 from mlip_autopipe.oracles.surrogates import CHGNetOracle, MACEOracle, make_surrogate, set_torch_threads
 
@@ -241,6 +242,16 @@ def finetuned_surrogate(
         threads=threads,
         key="surrogate.mace.model_paths",
     )
+
+
+def rule_surrogate(config: Mapping[str, Any], finetuned: Sequence[str], *, threads: int = 1) -> Oracle:
+    """The surrogate a rule labels with: the fine-tuned one when the rule has its files
+    (``model.pt`` first, then any committee members: :func:`committee_files`), else the one
+    ``config['surrogate']`` names."""
+    if finetuned:
+        model, *committee = finetuned
+        return finetuned_surrogate(config["surrogate"], model, threads=threads, committee=committee)
+    return oracle_from_config(config, section="surrogate", cores=threads)
 
 
 @dataclass(frozen=True)
