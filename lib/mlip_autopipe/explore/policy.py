@@ -417,8 +417,7 @@ def fresh_start(
     parent_rng = np.random.default_rng(seed if parent_seed is None else parent_seed)
     cells = sqs_cells(pool)
     replicas = max(1, int(policy.get("replicas", 1)))
-    stride = max(1, len(cells) // replicas) if run.replica else 0
-    offset = run.start_index if not run.replica else run.replica * stride
+    offset = run.replica * max(1, len(cells) // replicas) if run.replica else run.start_index
     parent = cells[(int(parent_rng.integers(len(cells))) + offset) % len(cells)]
     if run.cell == "surface":
         assert run.miller is not None
