@@ -20,10 +20,12 @@ Usage:
 - **Baseline (b)**: a standard random dataset: a shuffled list of oracle-MD snapshots of the
   same scenarios (random temperatures and strains, short trajectories) and strained + rattled
   cells; budgets are prefixes. The MD steps behind the snapshots are counted separately
-  (`oracle_calls_with_aimd`: what ab initio MD would cost). Fitted with the preset's fit
-  settings through the library's fit recipe (`training.train_potential` when it exists, else
-  the fit rule's steps from `mlip_autopipe.fit`). Each seed also gets one fit at exactly its
-  loop's oracle calls (equal budget).
+  (`oracle_calls_with_aimd`: what ab initio MD would cost). Fitted with the settings of the
+  potential the loop is scored on (the production fit's when the loop has production on, else
+  the loop's fit section, --override included) through the library's fit recipe
+  (`training.train_potential` when it exists, else the fit rule's steps from
+  `mlip_autopipe.fit`). Each seed also gets one fit at exactly its loop's oracle calls (equal
+  budget).
 
 Writes `benchmarks/results/exploration.json` (``--quick``: a temporary file unless ``--out``).
 """
@@ -55,8 +57,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "lib"))
 
 from mlip_autopipe import fit, testsets, variants  # noqa: E402
-from mlip_autopipe.config import load_config, load_yaml  # noqa: E402
+from mlip_autopipe.config import load_config, load_yaml, with_defaults  # noqa: E402
 from mlip_autopipe.lattice import all_compositions  # noqa: E402
+from mlip_autopipe.production import production_fit_settings  # noqa: E402
 from mlip_autopipe.structures import sqs_cells  # noqa: E402
 from mlip_autopipe.training import train_potential  # noqa: E402
 
@@ -460,8 +463,15 @@ def main() -> None:
     )
     started = time.perf_counter()
     preset = load_config(PRESET, SCHEMA)
-    # the baselines fit with the loop's fit settings, --override fit.* included
-    preset["fit"] = merge(preset["fit"], overrides.get("fit", {}))
+    # the baselines fit like the potential the loop is scored on (results/final): the production
+    # fit's settings when the loop config (--override included) has production on, else the
+    # loop's fit settings
+    loop_config = with_defaults(merge(load_yaml(PRESET), overrides))
+    preset["fit"] = (
+        production_fit_settings(loop_config["fit"], loop_config["production"]["fit"])
+        if loop_config["production"]["enabled"]
+        else loop_config["fit"]
+    )
     with_random_selection = random_selection_available()
     scratch = Path(tempfile.mkdtemp(prefix="exploration_benchmark_"))
     home = args.keep or scratch

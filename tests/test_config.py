@@ -71,6 +71,12 @@ def test_every_schema_key_has_a_description_and_a_default(schema: dict[str, Any]
         ({"fit": {"fs_parameters": [1, 1, 1]}}, "fit.fs_parameters", "even number"),
         ({"fit": {"repulsion": "zbl"}}, "fit.repulsion", "is not valid"),
         ({"fit": {"loss_kappa": 1.5}}, "fit.loss_kappa", "maximum"),
+        (
+            {"fit": {"mode": "nonlinear", "environments_per_function": 3}},
+            "fit.environments_per_function",
+            "fit.warm_start: false",
+        ),
+        ({"fit": {"environments_per_function": 0}}, "fit.environments_per_function", "less than or equal"),
         ({"loop": {"max_generations": 0}}, "loop.max_generations", "less than the minimum"),
     ],
 )

@@ -136,6 +136,14 @@ def test_quiet_runs_escalate_and_busy_ones_keep_their_level() -> None:
     assert next_level(None, rules) == 0
     assert next_level(quiet, rules) == 2 and next_level(busy, rules) == 1
     assert next_level(dict(quiet, escalation=rules["max_level"]), rules) == rules["max_level"]  # bounded
+    # a completed run with a few extrapolative checks (under quiet_fraction) is quiet too; one
+    # with more, or one that halted, keeps its level
+    assert rules["quiet_fraction"] == 0.05
+    few = {"status": "completed", "checks": 100, "extrapolative_checks": 4, "escalation": 0}
+    assert next_level(few, rules) == 1
+    assert next_level(dict(few, extrapolative_checks=6), rules) == 0
+    assert next_level(dict(few, status="halted"), rules) == 0
+    assert next_level(few, {**rules, "quiet_fraction": 0.0}) == 0
     level_two = escalation(2, rules)
     assert level_two.steps_factor == pytest.approx(rules["steps_factor"] ** 2)
     assert level_two.temperature_factor == pytest.approx(rules["temperature_factor"] ** 2)

@@ -28,7 +28,7 @@ EMT_PRESET = REPO / "config" / "emt.yaml"
 
 @pytest.fixture(scope="module")
 def production_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The EMT preset cut to two generations with a 20-function linear loop fit and the preset's
+    """The EMT preset cut to two generations with a 20-function linear loop fit and a small
     production fit (nonlinear, 40 functions, 100 iterations) grown by production.ladder (10
     functions per basis block and step: 20, then 40 per element unless the test error stops
     falling), and a cheap validation of pure Cu whose a0 tolerance no fit can meet (the run must
@@ -38,8 +38,16 @@ def production_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config["loop"].update(max_generations=2)
     config["explore"].update(steps=300)
     # the loop's fits small and fast (linear, 20 functions), the production fit nonlinear
-    config["fit"]["functions_per_element"] = 20
-    config["production"]["enabled"] = True
+    config["fit"].update(functions_per_element=20, environments_per_function=None)
+    config["production"] = {
+        "enabled": True,
+        "fit": {
+            "functions_per_element": 40,
+            "nradmax_by_orders": [8, 3, 2],
+            "lmax_by_orders": [0, 2, 1],
+            "maxiter": 100,
+        },
+    }
     config["production"]["ladder"] = {"enabled": True, "ladder_step": 10}
     config["validation"] = {
         "compositions": [{"Cu": 1.0}],

@@ -122,3 +122,44 @@ def test_active_set_coverage_says_when_gamma_cannot_tell_new_from_known(
     assert not large.metrics["active_set"]["gamma_informative"]
     # measured: the large basis puts far more of the training data in the active set
     assert fraction_in_active_set(large) > 1 / 3 > fraction_in_active_set(small)
+
+
+def test_environments_per_function_sizes_the_loop_basis_for_gamma_and_not_the_production_fit(
+    emt_cuni_images: list[Atoms], tmp_path: Path
+) -> None:
+    """fit.environments_per_function caps a loop fit's basis at the scarcest element's atoms over
+    the ratio (the real basis has that many functions and gamma becomes informative), lets it grow
+    with the data up to fit.functions_per_element, and never reaches the production fit."""
+    from mlip_autopipe.production import production_fit_settings
+
+    scarcest = min(
+        sum(symbol == element for atoms in emt_cuni_images for symbol in atoms.get_chemical_symbols())
+        for element in ("Cu", "Ni")
+    )
+    ceiling = scarcest * 2 // 3  # gamma weakly informative at this size (test above)
+    settings = small_fit_section(
+        functions_per_element=ceiling, nradmax_by_orders=[15, 6, 4], environments_per_function=3.0
+    )
+    capped = train_potential(emt_cuni_images, ["Cu", "Ni"], settings, tmp_path / "capped")
+    assert capped.metrics["functions_per_element"] == scarcest // 3 < ceiling
+    coverage = capped.metrics["active_set"]
+    assert {row["functions"] for row in coverage["per_element"].values()} == {scarcest // 3}
+    assert coverage["gamma_informative"]
+    # half the data: half the basis; a ratio the data allows more than the ceiling: the ceiling
+    half = emt_cuni_images[: len(emt_cuni_images) // 2]
+    assert fit.loop_functions_per_element(half, ["Cu", "Ni"], settings) < scarcest // 3
+    assert (
+        fit.loop_functions_per_element(
+            emt_cuni_images, ["Cu", "Ni"], {**settings, "environments_per_function": 0.5}
+        )
+        == ceiling
+    )
+    assert (
+        fit.loop_functions_per_element(
+            emt_cuni_images, ["Cu", "Ni"], {**settings, "environments_per_function": None}
+        )
+        == ceiling
+    )
+    production = production_fit_settings(settings, section_defaults("production")["fit"])
+    assert production["environments_per_function"] is None
+    assert fit.loop_functions_per_element(emt_cuni_images, ["Cu", "Ni"], production) == 300

@@ -155,6 +155,12 @@ def check_config(config: Mapping[str, Any]) -> None:
         )
     if len(fit["fs_parameters"]) % 2:
         raise ConfigError("fit.fs_parameters", "needs (prefactor, exponent) pairs: an even number of values")
+    if fit["environments_per_function"] is not None and fit["mode"] == "nonlinear" and fit["warm_start"]:
+        raise ConfigError(
+            "fit.environments_per_function",
+            "sizes the basis by the data, so it changes between generations; a nonlinear warm "
+            "start needs the previous generation's basis: set fit.warm_start: false, or null here",
+        )
     _check_embedding(config)
     _check_ladder(config)
 

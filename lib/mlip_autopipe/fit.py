@@ -337,6 +337,25 @@ def environments_and_functions(
 INFORMATIVE_ENVIRONMENTS_PER_FUNCTION = 3.0
 
 
+def loop_functions_per_element(
+    images: Sequence[Atoms], elements: Sequence[str], fit_settings: Mapping[str, Any]
+) -> int:
+    """Functions per element of a loop fit on ``images``: ``fit.functions_per_element``, capped
+    with ``fit.environments_per_function`` (when set) at the scarcest element's atoms over that
+    ratio, never below one function: the basis grows with the data and the active set stays a
+    small part of it, so that gamma can tell new environments from known ones."""
+    ceiling = int(fit_settings["functions_per_element"])
+    ratio = fit_settings.get("environments_per_function")
+    if ratio is None:
+        return ceiling
+    counts = dict.fromkeys(elements, 0)
+    for atoms in images:
+        for symbol in atoms.get_chemical_symbols():
+            counts[symbol] = counts.get(symbol, 0) + 1
+    scarcest = min(counts[element] for element in elements)
+    return max(1, min(ceiling, int(scarcest / float(ratio))))
+
+
 def active_set_coverage(yaml_path: str | os.PathLike[str], train: Sequence[Atoms]) -> dict[str, Any]:
     """How well the training data can define gamma, per element: environments, functions, their
     ratio, and whether it reaches :data:`INFORMATIVE_ENVIRONMENTS_PER_FUNCTION`."""

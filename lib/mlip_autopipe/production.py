@@ -32,9 +32,9 @@ def production_fit_settings(
 ) -> dict[str, Any]:
     """The production fit's settings: the loop's validated ``fit`` section with the validated
     ``production.fit`` keys on top, except those left null (no warm start: the production fit
-    starts cold)."""
+    starts cold, and its basis is production.fit's whole basis: never sized down for gamma)."""
     overrides = {key: value for key, value in production_fit.items() if value is not None}
-    return {**fit_section, **overrides, "warm_start": False}
+    return {**fit_section, **overrides, "warm_start": False, "environments_per_function": None}
 
 
 def train_production(

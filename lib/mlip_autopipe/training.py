@@ -158,6 +158,15 @@ def train_potential(
         )
         log.info("distillation: %d surrogate-labelled structures added", len(train) - len(oracle_train))
     mode = fit_settings["mode"]
+    configured_functions = int(fit_settings["functions_per_element"])
+    functions = fit.loop_functions_per_element(train, elements, fit_settings)
+    if functions != configured_functions:
+        log.info(
+            "basis sized for gamma: %d functions per element (fit.functions_per_element %d, "
+            "fit.environments_per_function %g)",
+            functions, configured_functions, fit_settings["environments_per_function"],
+        )  # fmt: skip
+        fit_settings = {**fit_settings, "functions_per_element": functions}
     log.info("fitting (%s) on %d structures (%d held out)", mode, len(train), len(test))
     history: list[tuple[int, float]] = []
     ladder_record: dict[str, Any] | None = None
@@ -184,6 +193,7 @@ def train_potential(
             )
         metrics: dict[str, Any] = {
             "mode": mode,
+            "functions_per_element": functions,
             "reference_energies_ev": references,
             "train": fit.evaluate(folder / POTENTIAL_YAML, oracle_train, references),
             "test": fit.evaluate(folder / POTENTIAL_YAML, test, references),
@@ -195,7 +205,8 @@ def train_potential(
             log.warning(
                 "gamma is weakly informative: %.2f training environments per basis function "
                 "(under %g, the active set holds most of the training data and nearly every "
-                "new environment extrapolates); label more or lower fit.functions_per_element",
+                "new environment extrapolates); label more, lower fit.functions_per_element "
+                "or set fit.environments_per_function",
                 coverage["lowest_environments_per_function"],
                 fit.INFORMATIVE_ENVIRONMENTS_PER_FUNCTION,
             )

@@ -348,13 +348,16 @@ def escalation(level: int, settings: Mapping[str, Any]) -> Escalation:
 def next_level(previous: Mapping[str, Any] | None, settings: Mapping[str, Any]) -> int:
     """The escalation level of a run given its previous generation's summary.
 
-    A run that stayed quiet (completed without one extrapolative check) goes one level up
-    (bounded by ``max_level``); any other keeps its level.
+    A run that stayed quiet (completed, with at most ``quiet_fraction`` of its gamma checks
+    extrapolative) goes one level up (bounded by ``max_level``); any other keeps its level.
     """
     if previous is None:
         return 0
     level = int(previous.get("escalation", 0))
-    quiet = previous.get("status") == "completed" and int(previous.get("extrapolative_checks", 0)) == 0
+    extrapolative = int(previous.get("extrapolative_checks", 0))
+    quiet = previous.get("status") == "completed" and (
+        extrapolative == 0 or extrapolative <= float(settings["quiet_fraction"]) * int(previous.get("checks", 0))
+    )
     return min(level + 1, int(settings["max_level"])) if quiet else level
 
 
