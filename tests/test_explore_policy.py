@@ -25,6 +25,7 @@ from mlip_autopipe.explore.policy import (
     fresh_start,
     next_level,
     plan_scenarios,
+    slab,
     sqs_cells,
 )
 from mlip_autopipe.explore.runner import explore_run
@@ -166,6 +167,29 @@ def test_slabs_have_vacuum_and_bulk_cells_do_not(pool: list[Atoms]) -> None:
             assert len(start) == len(pool[0]) - 1
         if run.cell == "interstitial":
             assert len(start) == len(pool[0]) + 1
+
+
+@pytest.mark.parametrize("a", [3.5875, 3.5575, 3.5225, 3.61])
+@pytest.mark.parametrize(("miller", "surface_coordination"), [((1, 1, 1), 9), ((1, 0, 0), 8), ((1, 1, 0), 7)])
+def test_slabs_are_whole_planes_for_every_lattice_constant(
+    a: float, miller: tuple[int, int, int], surface_coordination: int
+) -> None:
+    """A low-index slab of a 2x2x2 fcc supercell ends in complete planes: every atom has at least
+    the ideal surface's coordination (12 in the bulk). ase.build.surface alone lifted atoms of the
+    bottom plane to the top for a = 3.5875, 3.5575 and 3.5225 A (rounding at fractional height 1),
+    leaving 1- and 2-coordinated adatoms in the (111) slab of a Cu0.75Ni0.25 SQS cell."""
+    from ase.build import bulk
+    from ase.neighborlist import neighbor_list
+
+    cell = bulk("Cu", "fcc", a=a, cubic=True).repeat(2)
+    built = slab(cell, miller, [2, 2, 2], thickness=8.0, vacuum=12.0)
+    first_shell = a / np.sqrt(2) * 1.2
+    coordination = np.bincount(neighbor_list("i", built, first_shell), minlength=len(built))
+    assert coordination.min() == surface_coordination, np.bincount(coordination)
+    heights = np.sort(np.unique(np.round(built.positions[:, 2], 3)))
+    spacing = a / np.linalg.norm(miller) / (1 if miller == (1, 1, 1) else 2)
+    assert np.allclose(np.diff(heights), spacing, atol=1e-3)  # planes one spacing apart, no gap
+    assert built.cell.lengths()[2] - np.ptp(built.positions[:, 2]) == pytest.approx(12.0)
 
 
 def test_replicas_run_every_scenario_from_different_cells(pool: list[Atoms]) -> None:

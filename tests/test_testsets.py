@@ -42,9 +42,18 @@ def test_decorate_keeps_sites_and_composition() -> None:
     np.testing.assert_allclose(decorated.positions, cell.positions)
 
 
+@pytest.mark.parametrize("a", [3.6, 3.5575, 3.5225])
 @pytest.mark.parametrize("miller", [(1, 1, 1), (1, 0, 0)])
-def test_surface_slab_has_two_free_surfaces_and_the_composition(miller: tuple[int, int, int]) -> None:
-    slab = testsets.surface_slab("fcc", 3.6, miller, {"Cu": 0.5, "Ni": 0.5}, np.random.default_rng(2))
+def test_surface_slab_has_two_free_surfaces_and_the_composition(
+    miller: tuple[int, int, int], a: float
+) -> None:
+    from ase.neighborlist import neighbor_list
+
+    slab = testsets.surface_slab("fcc", a, miller, {"Cu": 0.5, "Ni": 0.5}, np.random.default_rng(2))
+    # whole planes: every atom at least as coordinated as on the ideal surface (9 on (111), 8 on
+    # (100)); ase.build.surface alone left 3- and 5-coordinated atoms for 3.5575 and 3.5225 A
+    coordination = np.bincount(neighbor_list("i", slab, a / np.sqrt(2) * 1.2), minlength=len(slab))
+    assert coordination.min() == (9 if miller == (1, 1, 1) else 8), np.bincount(coordination)
     heights = np.sort(slab.positions[:, 2])
     gap = slab.cell.lengths()[2] - np.ptp(heights)
     assert gap > 2 * 7.9 and np.ptp(heights) >= 8.0

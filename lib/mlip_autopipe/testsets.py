@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms, units
-from ase.build import bulk, surface
+from ase.build import bulk
 from ase.calculators.calculator import Calculator
 from ase.constraints import FixCom
 from ase.md.langevin import Langevin
@@ -30,6 +30,7 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from mlip_autopipe import variants
 from mlip_autopipe.data import attach_labels, tag_structure
 from mlip_autopipe.errors import StructureError
+from mlip_autopipe.lattice import surface_cell
 
 CalculatorFactory = Callable[[], Calculator]
 
@@ -139,7 +140,7 @@ def surface_slab(
     unit = bulk("Cu", lattice, a=lattice_constant, cubic=lattice != "hcp", orthorhombic=lattice == "hcp")
     layers = 1
     while True:
-        slab = surface(unit, tuple(int(i) for i in miller), layers, vacuum=vacuum, periodic=True)
+        slab = surface_cell(unit, miller, layers, vacuum=vacuum)
         thickness = np.ptp(slab.positions[:, 2])
         if thickness >= min_thickness:
             break

@@ -356,7 +356,8 @@ def next_level(previous: Mapping[str, Any] | None, settings: Mapping[str, Any]) 
     level = int(previous.get("escalation", 0))
     extrapolative = int(previous.get("extrapolative_checks", 0))
     quiet = previous.get("status") == "completed" and (
-        extrapolative == 0 or extrapolative <= float(settings["quiet_fraction"]) * int(previous.get("checks", 0))
+        extrapolative == 0
+        or extrapolative <= float(settings["quiet_fraction"]) * int(previous.get("checks", 0))
     )
     return min(level + 1, int(settings["max_level"])) if quiet else level
 
@@ -381,13 +382,13 @@ def slab(
     """A periodic slab of ``bulk_cell`` (the lattice repeated ``repeats`` times) normal to the
     lattice plane ``miller``, at least ``thickness`` A thick, with ``vacuum`` A of empty space
     (total) along the cell's third vector."""
-    from ase.build import surface
+    from mlip_autopipe.lattice import surface_cell
 
     indices = supercell_miller(miller, repeats)
-    one = surface(bulk_cell, indices, layers=1, vacuum=None, periodic=True)
+    one = surface_cell(bulk_cell, indices, layers=1)
     spacing = float(abs(np.linalg.det(one.cell)) / np.linalg.norm(np.cross(one.cell[0], one.cell[1])))
     layers = max(1, int(np.ceil(thickness / max(spacing, 1e-6))))
-    built = surface(bulk_cell, indices, layers=layers, vacuum=vacuum / 2.0, periodic=True)
+    built = surface_cell(bulk_cell, indices, layers, vacuum=vacuum / 2.0)
     built.info = {"miller": np.array(miller)}
     return built
 
