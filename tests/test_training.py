@@ -160,6 +160,12 @@ def test_environments_per_function_sizes_the_loop_basis_for_gamma_and_not_the_pr
         )
         == ceiling
     )
+    # production: the configured basis, capped only where the active set could not exist (one
+    # environment per function); a basis larger than the scarcest element's atoms still ships
+    # with an active set (pace_activeset failed on it before)
     production = production_fit_settings(settings, section_defaults("production")["fit"])
-    assert production["environments_per_function"] is None
-    assert fit.loop_functions_per_element(emt_cuni_images, ["Cu", "Ni"], production) == 300
+    assert production["environments_per_function"] == 1.0
+    assert fit.loop_functions_per_element(emt_cuni_images, ["Cu", "Ni"], production) == min(300, scarcest)
+    too_big = {**production, "mode": "linear", "functions_per_element": scarcest * 3, "test_fraction": 0.0}
+    shipped = train_potential(emt_cuni_images, ["Cu", "Ni"], too_big, tmp_path / "production")
+    assert shipped.asi.is_file() and shipped.metrics["functions_per_element"] == scarcest

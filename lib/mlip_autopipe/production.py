@@ -27,14 +27,27 @@ from mlip_autopipe.training import FitResult, train_potential
 PAIR_LINES = "pair_lines.lammps"
 
 
+#: The production basis has at most as many functions per element as the training data has
+#: atoms of its scarcest element: MaxVol's active set (results/final/potential.asi) needs that
+#: many environments, and without the cap a run whose labels are mostly one element (measured:
+#: 224 Ni atoms for the EMT preset's 321 functions) failed at its very last job.
+ACTIVE_SET_ENVIRONMENTS_PER_FUNCTION = 1.0
+
+
 def production_fit_settings(
     fit_section: Mapping[str, Any], production_fit: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The production fit's settings: the loop's validated ``fit`` section with the validated
     ``production.fit`` keys on top, except those left null (no warm start: the production fit
-    starts cold, and its basis is production.fit's whole basis: never sized down for gamma)."""
+    starts cold, and its basis is production.fit's whole basis, not sized down for gamma: only
+    capped at :data:`ACTIVE_SET_ENVIRONMENTS_PER_FUNCTION`, so that its active set exists)."""
     overrides = {key: value for key, value in production_fit.items() if value is not None}
-    return {**fit_section, **overrides, "warm_start": False, "environments_per_function": None}
+    return {
+        **fit_section,
+        **overrides,
+        "warm_start": False,
+        "environments_per_function": ACTIVE_SET_ENVIRONMENTS_PER_FUNCTION,
+    }
 
 
 def train_production(

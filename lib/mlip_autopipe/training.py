@@ -162,8 +162,8 @@ def train_potential(
     functions = fit.loop_functions_per_element(train, elements, fit_settings)
     if functions != configured_functions:
         log.info(
-            "basis sized for gamma: %d functions per element (fit.functions_per_element %d, "
-            "fit.environments_per_function %g)",
+            "basis sized by the data: %d functions per element (functions_per_element %d, "
+            "at most one per %g atoms of the scarcest element)",
             functions, configured_functions, fit_settings["environments_per_function"],
         )  # fmt: skip
         fit_settings = {**fit_settings, "functions_per_element": functions}
