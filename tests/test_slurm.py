@@ -188,7 +188,9 @@ def test_a_label_job_past_its_runtime_is_ledgered_and_the_generation_goes_on(
     assert ledger[stalled]["status"] == "failed" and ledger[stalled]["failure"] == "walltime"
     assert "killed at its runtime of 1 min (Slurm job " in ledger[stalled]["reason"]
     (attempt,) = ledger[stalled]["history"]
-    assert attempt["signal"] == "SIGTERM" and attempt["seconds"] >= 60
+    # killed at its runtime, not before: the attempt's clock starts in the label script, a moment
+    # after Slurm's (59.4 s measured on a loaded machine), so a second of slack
+    assert attempt["signal"] == "SIGTERM" and attempt["seconds"] >= 59
     (other,) = set(ledger) - {stalled}
     assert ledger[other]["status"] == "ok"
     labelled = read_structures(run_dir / "results/gen_000/labelled.extxyz")
