@@ -379,6 +379,7 @@ def headline(
     curves = [[*run["curve"], run["equal_budget"]] for run in random_runs]
     needed = [calls_to_reach(curve, target) for curve in curves]
     needed_aimd = [calls_to_reach(curve, target, "oracle_calls_with_aimd") for curve in curves]
+    floors = [min(point["worst_force_rmse_ev_per_a"] for point in curve) for curve in curves]
     equal = [
         run["equal_budget"]["worst_force_rmse_ev_per_a"] / loop["final"]["worst_force_rmse_ev_per_a"]
         for run, loop in zip(random_runs, loops, strict=True)
@@ -405,14 +406,10 @@ def headline(
         "equal_budget_worst_ratio_random_dataset_over_loop": float(np.median(equal)),
         # (b)'s floor: its best worst-category force over every budget (the fit settings' limit);
         # a loop at or below it cannot be matched by (b) at any budget measured
-        "random_dataset_best_worst_force_per_seed": [
-            min(point["worst_force_rmse_ev_per_a"] for point in curve) for curve in curves
-        ],
+        "random_dataset_best_worst_force_per_seed": floors,
         "random_dataset_calls_to_reach_own_best_per_seed": [
             min(point["oracle_calls"] for point in curve if point["worst_force_rmse_ev_per_a"] <= 1.1 * best)
-            for curve, best in zip(
-                curves, (min(p["worst_force_rmse_ev_per_a"] for p in curve) for curve in curves), strict=True
-            )
+            for curve, best in zip(curves, floors, strict=True)
         ],
         "goal": (
             "the random baseline needs >= 10x the loop's oracle calls to reach the loop's final "

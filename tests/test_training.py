@@ -147,15 +147,15 @@ def test_environments_per_function_sizes_the_loop_basis_for_gamma_and_not_the_pr
     assert coverage["gamma_informative"]
     # half the data: half the basis; a ratio the data allows more than the ceiling: the ceiling
     half = emt_cuni_images[: len(emt_cuni_images) // 2]
-    assert fit.loop_functions_per_element(half, ["Cu", "Ni"], settings) < scarcest // 3
+    assert fit.data_sized_functions_per_element(half, ["Cu", "Ni"], settings) < scarcest // 3
     assert (
-        fit.loop_functions_per_element(
+        fit.data_sized_functions_per_element(
             emt_cuni_images, ["Cu", "Ni"], {**settings, "environments_per_function": 0.5}
         )
         == ceiling
     )
     assert (
-        fit.loop_functions_per_element(
+        fit.data_sized_functions_per_element(
             emt_cuni_images, ["Cu", "Ni"], {**settings, "environments_per_function": None}
         )
         == ceiling
@@ -165,7 +165,9 @@ def test_environments_per_function_sizes_the_loop_basis_for_gamma_and_not_the_pr
     # with an active set (pace_activeset failed on it before)
     production = production_fit_settings(settings, section_defaults("production")["fit"])
     assert production["environments_per_function"] == 1.0
-    assert fit.loop_functions_per_element(emt_cuni_images, ["Cu", "Ni"], production) == min(300, scarcest)
+    assert fit.data_sized_functions_per_element(emt_cuni_images, ["Cu", "Ni"], production) == min(
+        300, scarcest
+    )
     too_big = {**production, "mode": "linear", "functions_per_element": scarcest * 3, "test_fraction": 0.0}
     shipped = train_potential(emt_cuni_images, ["Cu", "Ni"], too_big, tmp_path / "production")
     assert shipped.asi.is_file() and shipped.metrics["functions_per_element"] == scarcest

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -312,6 +313,11 @@ def compute_active_set(
     return asi
 
 
+def atoms_per_element(images: Sequence[Atoms]) -> Counter[str]:
+    """Atoms (atomic environments) of each element over ``images``."""
+    return Counter(symbol for atoms in images for symbol in atoms.get_chemical_symbols())
+
+
 def environments_and_functions(
     yaml_path: str | os.PathLike[str], images: Sequence[Atoms]
 ) -> dict[str, tuple[int, int]]:
@@ -319,10 +325,7 @@ def environments_and_functions(
     from pyace import ACEBBasisSet
 
     basis = ACEBBasisSet(str(yaml_path))
-    counts: dict[str, int] = {}
-    for atoms in images:
-        for symbol in atoms.get_chemical_symbols():
-            counts[symbol] = counts.get(symbol, 0) + 1
+    counts = atoms_per_element(images)
     return {
         str(element): (counts.get(str(element), 0), len(basis.basis_rank1[index]) + len(basis.basis[index]))
         for index, element in enumerate(basis.elements_name)
@@ -337,21 +340,19 @@ def environments_and_functions(
 INFORMATIVE_ENVIRONMENTS_PER_FUNCTION = 3.0
 
 
-def loop_functions_per_element(
+def data_sized_functions_per_element(
     images: Sequence[Atoms], elements: Sequence[str], fit_settings: Mapping[str, Any]
 ) -> int:
-    """Functions per element of a loop fit on ``images``: ``fit.functions_per_element``, capped
-    with ``fit.environments_per_function`` (when set) at the scarcest element's atoms over that
-    ratio, never below one function: the basis grows with the data and the active set stays a
-    small part of it, so that gamma can tell new environments from known ones."""
+    """Functions per element of a fit on ``images``: ``functions_per_element``, capped with
+    ``environments_per_function`` (when set) at the scarcest element's atoms over that ratio,
+    never below one function. The loop sets the ratio for gamma (``fit.environments_per_function``:
+    the basis grows with the data and the active set stays a small part of it); the production
+    fit sets 1, the least its active set needs."""
     ceiling = int(fit_settings["functions_per_element"])
     ratio = fit_settings.get("environments_per_function")
     if ratio is None:
         return ceiling
-    counts = dict.fromkeys(elements, 0)
-    for atoms in images:
-        for symbol in atoms.get_chemical_symbols():
-            counts[symbol] = counts.get(symbol, 0) + 1
+    counts = atoms_per_element(images)
     scarcest = min(counts[element] for element in elements)
     return max(1, min(ceiling, int(scarcest / float(ratio))))
 

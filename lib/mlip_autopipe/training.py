@@ -159,7 +159,7 @@ def train_potential(
         log.info("distillation: %d surrogate-labelled structures added", len(train) - len(oracle_train))
     mode = fit_settings["mode"]
     configured_functions = int(fit_settings["functions_per_element"])
-    functions = fit.loop_functions_per_element(train, elements, fit_settings)
+    functions = fit.data_sized_functions_per_element(train, elements, fit_settings)
     if functions != configured_functions:
         log.info(
             "basis sized by the data: %d functions per element (functions_per_element %d, "

@@ -356,8 +356,7 @@ def next_level(previous: Mapping[str, Any] | None, settings: Mapping[str, Any]) 
     level = int(previous.get("escalation", 0))
     extrapolative = int(previous.get("extrapolative_checks", 0))
     quiet = previous.get("status") == "completed" and (
-        extrapolative == 0
-        or extrapolative <= float(settings["quiet_fraction"]) * int(previous.get("checks", 0))
+        extrapolative <= float(settings["quiet_fraction"]) * int(previous.get("checks", 0))
     )
     return min(level + 1, int(settings["max_level"])) if quiet else level
 
