@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from ase import Atoms
 
 from mlip_autopipe.data import read_structures, tag_structure
-from mlip_autopipe.label_attempts import AttemptRecord, classify, read_attempts
+from mlip_autopipe.label_attempts import (
+    AttemptRecord,
+    classify,
+    killed_attempts_verdict,
+    read_attempts,
+    slurm_job_end,
+)
 from mlip_autopipe.labelling import label_job
 from mlip_autopipe.oracles import EMTOracle
 
@@ -29,11 +37,14 @@ with AttemptRecord(sys.argv[2], float(sys.argv[3])):
 """
 
 
-def start_attempt(attempts: Path, runtime_min: float) -> subprocess.Popen[str]:
+def start_attempt(
+    attempts: Path, runtime_min: float, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-c", LONG_ATTEMPT, str(LIB), str(attempts), str(runtime_min)],
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert process.stdout is not None and process.stdout.readline() == "running\n"
     return process
@@ -129,3 +140,56 @@ def test_a_sigterm_right_after_the_record_appears_is_stamped(tmp_path: Path, mon
         pass
     assert handlers_at_write and handlers_at_write[0] == record._on_sigterm
     assert signal.getsignal(signal.SIGTERM) is not record._on_sigterm  # restored on exit
+
+
+def slurm_job_env(tmp_path: Path, job_end: float) -> dict[str, str]:
+    """The environment of a process in Slurm job 4242, whose squeue says the job ends at
+    ``job_end`` (squeue's local-time format); the real squeue runs in tests/test_slurm.py."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    end = datetime.fromtimestamp(round(job_end)).isoformat()
+    squeue = bin_dir / "squeue"
+    squeue.write_text(f'#!/bin/sh\n[ "$*" = "--noheader --jobs 4242 --format %e" ] && echo {end}\n')
+    squeue.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SLURM_JOB_ID": "4242"}
+
+
+def test_a_slurm_job_killed_at_its_limit_is_walltime_however_late_the_label_started(
+    tmp_path: Path,
+) -> None:
+    # The Slurm job's clock starts before the label script's (queue, Snakemake's start-up: 2-20 s
+    # on a loaded node). A job killed at its limit was classed `killed` (the attempt alone ran
+    # short of its runtime) and labelled again (CI: 'ok' where 'failed' was expected).
+    attempts = tmp_path / "uid.attempts.json"
+    late = start_attempt(attempts, runtime_min=1.0, env=slurm_job_env(tmp_path, time.time() + 3))
+    (record,) = read_attempts(attempts)
+    time.sleep(max(0.0, record["job_end"] - time.time()) + 0.2)
+    kill(late, signal.SIGTERM)
+    (record,) = read_attempts(attempts)
+    assert record["slurm_job_id"] == "4242" and record["last_alive"] - record["started"] < 10
+    assert classify(record) == "walltime"
+    verdict = killed_attempts_verdict(attempts, runtime_min=1.0, max_killed=9)
+    assert verdict is not None and verdict.category == "walltime"
+    (entry,) = verdict.history
+    assert entry["where"] == "Slurm job 4242" and -1.0 <= entry["short_of_limit_s"] <= 0.0
+
+    # scancel (or a stopped workflow) long before the job's limit: killed, tried again
+    early = start_attempt(attempts, runtime_min=1.0, env=slurm_job_env(tmp_path, time.time() + 600))
+    kill(early, signal.SIGTERM)
+    (record,) = read_attempts(attempts)
+    assert record["signal"] == "SIGTERM" and classify(record) == "killed"
+
+
+def test_no_job_end_from_squeue_falls_back_to_the_attempts_runtime(tmp_path: Path) -> None:
+    squeue = tmp_path / "squeue"
+    for answer in ("N/A", "", "2026-12-02T10:00:00\n2026-12-02T11:00:00"):
+        squeue.write_text(f"#!/bin/sh\nprintf '{answer}'\n")
+        squeue.chmod(0o755)
+        assert slurm_job_end("1", squeue=str(squeue)) is None
+    assert slurm_job_end("1", squeue=str(tmp_path / "absent")) is None
+    squeue.write_text("#!/bin/sh\necho 2026-12-02T10:00:00\n")
+    assert slurm_job_end("1", squeue=str(squeue)) == datetime(2026, 12, 2, 10).timestamp()
+    # without it, an attempt is timed from its own start
+    started = time.time()
+    timed_alone = {"started": started, "last_alive": started + 59.5, "runtime_min": 1, "job_end": None}
+    assert classify({**timed_alone, "signal": "SIGTERM"}) == "walltime"

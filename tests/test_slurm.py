@@ -188,9 +188,10 @@ def test_a_label_job_past_its_runtime_is_ledgered_and_the_generation_goes_on(
     assert ledger[stalled]["status"] == "failed" and ledger[stalled]["failure"] == "walltime"
     assert "killed at its runtime of 1 min (Slurm job " in ledger[stalled]["reason"]
     (attempt,) = ledger[stalled]["history"]
-    # killed at its runtime, not before: the attempt's clock starts in the label script, a moment
-    # after Slurm's (59.4 s measured on a loaded machine), so a second of slack
-    assert attempt["signal"] == "SIGTERM" and attempt["seconds"] >= 59
+    # killed at its Slurm job's limit, not before (squeue's end time: the job's clock starts
+    # before the label script's, by 1-3 s measured; CI's loaded machine took longer, and an
+    # attempt timed alone was classed 'killed' and labelled again)
+    assert attempt["signal"] == "SIGTERM" and attempt["short_of_limit_s"] <= 2
     (other,) = set(ledger) - {stalled}
     assert ledger[other]["status"] == "ok"
     labelled = read_structures(run_dir / "results/gen_000/labelled.extxyz")

@@ -4,8 +4,11 @@ A label job that is killed writes no label, so its generation could never gather
 run is therefore recorded in an attempts file before the oracle is built and removed when it
 ends, kept alive by a heartbeat (and stamped when SIGTERM arrives, as Slurm sends before its
 SIGKILL at the time limit). A record still present at the next start is an attempt that was
-killed: ``walltime`` when it ran to within a heartbeat of its job's runtime, ``killed``
-otherwise. The next start then labels the structure as failed, with that reason, instead of
+killed: ``walltime`` when it was alive up to its job's time limit, ``killed`` otherwise. Under
+Slurm the limit is the job's own end time (from squeue, once per attempt): the job's clock starts
+before the label script's (scheduling, Snakemake's start-up), so timing the attempt alone would
+class a job killed at its limit as ``killed`` and label it again. Elsewhere it is the attempt's
+runtime. The next start then labels the structure as failed, with that reason, instead of
 running the oracle again:
 
 - after one ``walltime`` attempt whose runtime was at least the current one (a rerun with a
@@ -19,8 +22,10 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -37,6 +42,32 @@ HEARTBEAT_S = 10.0
 RUNTIME_SLACK_S = 2.0
 
 
+#: Seconds to wait for squeue's answer about the job's end time.
+SQUEUE_TIMEOUT_S = 10.0
+
+
+def slurm_job_end(job_id: str, squeue: str = "squeue") -> float | None:
+    """Epoch seconds at which Slurm job ``job_id`` reaches its time limit, or None when squeue
+    cannot tell (not installed, no answer, an unlimited job)."""
+    try:
+        answer = subprocess.run(
+            [squeue, "--noheader", "--jobs", job_id, "--format", "%e"],
+            capture_output=True,
+            text=True,
+            timeout=SQUEUE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if answer.returncode != 0:
+        return None
+    # squeue prints the end time in local time, as this process reads it
+    try:
+        return datetime.fromisoformat(answer.stdout.strip()).timestamp()
+    except ValueError:  # "N/A", "Unknown", several lines
+        return None
+
+
 def read_attempts(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The attempts recorded in ``path`` (none when it is absent or unreadable)."""
     try:
@@ -48,14 +79,30 @@ def read_attempts(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [attempt for attempt in attempts if isinstance(attempt, dict) and "started" in attempt]
 
 
+def _seconds_short_of_limit(attempt: dict[str, Any]) -> float | None:
+    """How long before its time limit a killed attempt was last alive (None: no limit known).
+
+    The limit is the Slurm job's end time where the attempt recorded one, else its start plus its
+    runtime."""
+    last_alive = float(attempt.get("last_alive", attempt["started"]))
+    if attempt.get("job_end"):
+        return float(attempt["job_end"]) - last_alive
+    if attempt.get("runtime_min"):
+        return float(attempt["started"]) + 60.0 * float(attempt["runtime_min"]) - last_alive
+    return None
+
+
 def classify(attempt: dict[str, Any]) -> str:
-    """``walltime`` when a killed attempt ran (nearly) up to its job's runtime, else ``killed``."""
-    runtime_min = attempt.get("runtime_min")
-    ran_s = float(attempt.get("last_alive", attempt["started"])) - float(attempt["started"])
+    """``walltime`` when a killed attempt was alive (nearly) up to its time limit, else ``killed``."""
+    short_s = _seconds_short_of_limit(attempt)
     slack = RUNTIME_SLACK_S + (0.0 if attempt.get("signal") else HEARTBEAT_S)
-    if runtime_min and ran_s >= 60.0 * float(runtime_min) - slack:
+    if short_s is not None and short_s <= slack:
         return FAILURE_WALLTIME
     return FAILURE_KILLED
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 def killed_attempts_verdict(
@@ -75,6 +122,7 @@ def killed_attempts_verdict(
                 "status": classify(attempt),
                 "seconds": round(ran_s, 1),
                 "runtime_min": attempt.get("runtime_min"),
+                "short_of_limit_s": _rounded(_seconds_short_of_limit(attempt)),
                 "where": where,
                 "signal": attempt.get("signal"),
             }
@@ -123,6 +171,8 @@ class AttemptRecord:
             "pid": os.getpid(),
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         }
+        if self.attempt["slurm_job_id"]:
+            self.attempt["job_end"] = slurm_job_end(self.attempt["slurm_job_id"])
         self._earlier = read_attempts(self.path)
         self._stop = threading.Event()
         self._lock = threading.RLock()  # the SIGTERM handler may interrupt a write of this thread
