@@ -90,8 +90,8 @@ def test_policy_derives_the_scenarios_from_the_lattice_and_the_elements(
     assert runs["bulk"].temperature_end == pytest.approx(1.3 * melting, abs=0.1)
     assert runs["melt_quench"].temperature_start > melting > runs["melt_quench"].temperature_end
     modulus = np.mean([float(Element(el).bulk_modulus) for el in elements])  # GPa
-    assert runs["compression"].pressure_bar == pytest.approx(0.05 * modulus * 1e4, abs=0.1)
-    assert runs["tension"].pressure_bar == pytest.approx(-0.05 * modulus * 1e4, abs=0.1)
+    assert runs["compression"].pressure_bar == pytest.approx(0.1 * modulus * 1e4, abs=0.1)
+    assert runs["tension"].pressure_bar == pytest.approx(-0.1 * modulus * 1e4, abs=0.1)
     assert all(runs[name].pressure_bar is None for name in surfaces)  # slabs: NVT
     assert runs["ordering"].swap_interval > 0 and runs["bulk"].swap_interval == 0
 
@@ -103,7 +103,7 @@ def test_pure_elements_have_no_ordering_and_overrides_win() -> None:
     runs = {run.run: run for run in plan_scenarios(["Cu"], structures, config["explore"])}
     assert "ordering" not in runs and [name for name in runs if name.startswith("surface")] == ["surface_111"]
     assert runs["bulk"].temperature_end == pytest.approx(1300.0)
-    assert runs["compression"].pressure_bar == pytest.approx(5.0e4)
+    assert runs["compression"].pressure_bar == pytest.approx(1.0e5)  # 0.1 x 100 GPa
 
 
 def test_an_element_without_a_melting_point_is_a_config_error() -> None:
@@ -246,7 +246,7 @@ def test_slab_runs_nvt_and_bulk_npt_in_lammps(small_potential: dict[str, Any], t
         if name == "surface_111":
             assert summary["pressure_bar"] is None and has_vacuum(last, config["explore"]["vacuum_threshold"])
     assert "fix md all nvt temp" in decks["surface_111"] and " npt " not in decks["surface_111"]
-    assert "fix md all npt temp" in decks["compression"] and "iso 80000 80000" in decks["compression"]
+    assert "fix md all npt temp" in decks["compression"] and "iso 160000 160000" in decks["compression"]
 
 
 @pytest.mark.slow
