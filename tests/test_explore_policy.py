@@ -190,6 +190,9 @@ def test_slabs_are_whole_planes_for_every_lattice_constant(
     spacing = a / np.linalg.norm(miller) / (1 if miller == (1, 1, 1) else 2)
     assert np.allclose(np.diff(heights), spacing, atol=1e-3)  # planes one spacing apart, no gap
     assert built.cell.lengths()[2] - np.ptp(built.positions[:, 2]) == pytest.approx(12.0)
+    # at least 8 A of atoms, not of layer period: the (111) slab of 2 periods spanned 6.2 A
+    assert np.ptp(built.positions[:, 2]) >= 8.0
+    assert np.ptp(built.positions[:, 2]) < 8.0 + 2 * a  # one period more at most ((100): 2a)
 
 
 def test_replicas_run_every_scenario_from_different_cells(pool: list[Atoms]) -> None:

@@ -101,6 +101,34 @@ def test_stable_md_run_passes_and_a_close_contact_fails(small_potential: dict) -
     assert not strict["stable"] and strict["steps_done"] == 10 and "3 A" in strict["reason"]
 
 
+class EnergyPumping(EMT):
+    """EMT plus a force along each atom's velocity: dynamics that gain energy, as a potential's
+    do when its start cell collapses or its forces extrapolate (not a gradient of any energy)."""
+
+    def __init__(self, gain: float) -> None:
+        super().__init__()
+        self.gain = gain
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=None):  # type: ignore[no-untyped-def]
+        super().calculate(atoms, properties, system_changes or ["positions", "numbers", "cell"])
+        self.results["forces"] = self.results["forces"] + self.gain * self.atoms.get_velocities()
+
+
+def test_md_whose_thermostat_cannot_hold_its_temperature_is_unstable() -> None:
+    # A Si-Ge default run's potential ran its stability MD at 2118 K (then 1877 K) for 1440 K
+    # with no lost atoms and no close pair, and the check called it stable.
+    start = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    settings = dict(temperature=1200, steps=400, timestep_fs=2.0, friction=0.01, check_interval=10, seed=3)
+    settings["min_distance"] = 1.5
+    held = validation.md_stability(start, EMT(), temperature_tolerance=0.2, **settings)
+    assert held["stable"] and abs(held["mean_temperature"] / 1200 - 1) < 0.1, held["mean_temperature"]
+    pumped = validation.md_stability(start, EnergyPumping(3.0), temperature_tolerance=0.2, **settings)
+    assert pumped["mean_temperature"] > 1.2 * 1200 and pumped["lost_atoms"] == 0
+    assert not pumped["stable"] and "from the thermostat's 1200 K (> 20 %)" in pumped["reason"]
+    unchecked = validation.md_stability(start, EnergyPumping(3.0), temperature_tolerance=None, **settings)
+    assert unchecked["stable"]
+
+
 def test_default_materials_are_the_pure_elements_and_the_first_alloy(emt_config: dict) -> None:
     from mlip_autopipe.structures import build_pool
 

@@ -357,14 +357,19 @@ def md_stability(
     check_interval: int,
     min_distance: float,
     seed: int,
+    temperature_tolerance: float | None = None,
 ) -> dict[str, Any]:
-    """Langevin MD with ``calculator``; stable when no atom is lost and no pair gets closer
-    than ``min_distance``.
+    """Langevin MD with ``calculator``; stable when no atom is lost, no pair gets closer
+    than ``min_distance`` and the thermostat holds its temperature.
 
     An atom is lost when its position is no longer finite or it left the cell's atoms (the
     count changed). Every ``check_interval`` steps the closest pair distance, temperature
     and, where the calculator gives it, the largest extrapolation grade gamma are recorded.
-    The run stops at the first failed check.
+    The run stops at the first failed check. After a run without one, its mean temperature must
+    be within ``temperature_tolerance`` (relative; None: not checked) of the thermostat's: a
+    Langevin thermostat holds a crystal near its potential's minimum there, so a run far hotter
+    gains energy the potential should not give (the start cell collapses into something far
+    lower in energy, or forces jump where the potential extrapolates).
     """
     atoms, dynamics = langevin_md(start, calculator, temperature, timestep_fs, friction, seed)
     n_atoms = len(atoms)
@@ -388,6 +393,15 @@ def md_stability(
         if closest < min_distance:
             reason = f"atoms {closest:.2f} A apart (< {min_distance:g} A) after {done} steps"
             break
+    held = float(np.mean(trace["temperature"])) if trace["temperature"] else None
+    if not reason and temperature_tolerance is not None and held is not None and temperature > 0:
+        deviation = held / temperature - 1.0
+        if abs(deviation) > temperature_tolerance:
+            reason = (
+                f"mean temperature {held:.0f} K is {100 * deviation:+.0f} % from the thermostat's "
+                f"{temperature:.0f} K (> {100 * temperature_tolerance:g} %): the dynamics gain or lose "
+                "energy (the start cell is far from the potential's minimum, or forces extrapolate)"
+            )
     observed = trace["min_distance"]
     gammas = [g for g in trace["max_gamma"] if np.isfinite(g)]
     return {
@@ -400,7 +414,8 @@ def md_stability(
         "lost_atoms": lost,
         "min_distance_threshold": float(min_distance),
         "min_distance_observed": float(min(observed)) if observed else None,
-        "mean_temperature": float(np.mean(trace["temperature"])) if trace["temperature"] else None,
+        "mean_temperature": held,
+        "temperature_tolerance": temperature_tolerance,
         "max_gamma": float(max(gammas)) if gammas else None,
         "trace": trace,
     }
@@ -560,6 +575,7 @@ def validate_potential(
             check_interval=validation["md"]["check_interval"],
             min_distance=validation["md"]["min_distance"],
             seed=seed,
+            temperature_tolerance=validation["md"]["temperature_tolerance"],
         )
         md["material"] = start_material.name
         log(f"MD: {md['reason']}")

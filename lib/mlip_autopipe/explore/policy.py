@@ -379,15 +379,21 @@ def slab(
     bulk_cell: Atoms, miller: Sequence[int], repeats: Sequence[int], thickness: float, vacuum: float
 ) -> Atoms:
     """A periodic slab of ``bulk_cell`` (the lattice repeated ``repeats`` times) normal to the
-    lattice plane ``miller``, at least ``thickness`` A thick, with ``vacuum`` A of empty space
-    (total) along the cell's third vector."""
+    lattice plane ``miller``, whole repeats of the cell's layers whose atoms span at least
+    ``thickness`` A along the normal (the outermost planes' distance, as the test sets measure
+    it), with ``vacuum`` A of empty space (total) along the cell's third vector (the normal)."""
     from mlip_autopipe.lattice import surface_cell
 
     indices = supercell_miller(miller, repeats)
     one = surface_cell(bulk_cell, indices, layers=1)
     spacing = float(abs(np.linalg.det(one.cell)) / np.linalg.norm(np.cross(one.cell[0], one.cell[1])))
+    # the period of `layers` repeats is layers x spacing; the atoms span one plane distance less
     layers = max(1, int(np.ceil(thickness / max(spacing, 1e-6))))
-    built = surface_cell(bulk_cell, indices, layers, vacuum=vacuum / 2.0)
+    while True:
+        built = surface_cell(bulk_cell, indices, layers, vacuum=vacuum / 2.0)
+        if np.ptp(built.positions[:, 2]) >= thickness - 1e-6:
+            break
+        layers += 1
     built.info = {"miller": np.array(miller)}
     return built
 
