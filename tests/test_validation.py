@@ -124,9 +124,12 @@ def test_md_whose_thermostat_cannot_hold_its_temperature_is_unstable() -> None:
     assert held["stable"] and abs(held["mean_temperature"] / 1200 - 1) < 0.1, held["mean_temperature"]
     pumped = validation.md_stability(start, EnergyPumping(3.0), temperature_tolerance=0.2, **settings)
     assert pumped["mean_temperature"] > 1.2 * 1200 and pumped["lost_atoms"] == 0
-    assert not pumped["stable"] and "from the thermostat's 1200 K (> 20 %)" in pumped["reason"]
+    assert not pumped["stable"] and "above the thermostat's 1200 K (> 20 %)" in pumped["reason"]
     unchecked = validation.md_stability(start, EnergyPumping(3.0), temperature_tolerance=None, **settings)
     assert unchecked["stable"]
+    # a short run is cold while the lattice takes up half the start's kinetic energy: not a fault
+    short = validation.md_stability(start, EMT(), temperature_tolerance=0.2, **{**settings, "steps": 30})
+    assert short["stable"] and short["mean_temperature"] < 0.8 * 1200, short["mean_temperature"]
 
 
 def test_default_materials_are_the_pure_elements_and_the_first_alloy(emt_config: dict) -> None:
