@@ -91,19 +91,22 @@ def test_policy_derives_the_scenarios_from_the_lattice_and_the_elements(
     assert runs["melt_quench"].temperature_start > melting > runs["melt_quench"].temperature_end
     modulus = np.mean([float(Element(el).bulk_modulus) for el in elements])  # GPa
     assert runs["compression"].pressure_bar == pytest.approx(0.1 * modulus * 1e4, abs=0.1)
-    assert runs["tension"].pressure_bar == pytest.approx(-0.1 * modulus * 1e4, abs=0.1)
+    assert runs["tension"].pressure_bar == pytest.approx(-0.05 * modulus * 1e4, abs=0.1)
     assert all(runs[name].pressure_bar is None for name in surfaces)  # slabs: NVT
     assert runs["ordering"].swap_interval > 0 and runs["bulk"].swap_interval == 0
 
 
 def test_pure_elements_have_no_ordering_and_overrides_win() -> None:
     config = settings()
-    config["explore"]["policy"].update(melting_point=1000.0, bulk_modulus=100.0, surface_millers=[[1, 1, 1]])
+    config["explore"]["policy"].update(
+        melting_point=1000.0, bulk_modulus=100.0, surface_millers=[[1, 1, 1]], tension_fraction=0.02
+    )
     structures = {"lattice": "fcc", "compositions": [{"Cu": 1.0}], "supercell": [2, 2, 2]}
     runs = {run.run: run for run in plan_scenarios(["Cu"], structures, config["explore"])}
     assert "ordering" not in runs and [name for name in runs if name.startswith("surface")] == ["surface_111"]
     assert runs["bulk"].temperature_end == pytest.approx(1300.0)
     assert runs["compression"].pressure_bar == pytest.approx(1.0e5)  # 0.1 x 100 GPa
+    assert runs["tension"].pressure_bar == pytest.approx(-2.0e4)  # -0.02 x 100 GPa
 
 
 def test_an_element_without_a_melting_point_is_a_config_error() -> None:

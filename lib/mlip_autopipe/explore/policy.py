@@ -9,8 +9,8 @@ run per scenario (``explore.policy``, every number overridable):
 - ``surface_hkl``: a low-index slab of the parent lattice with vacuum (NVT: the engine sees
   the vacuum), one per Miller index;
 - ``vacancy``, ``interstitial``: a point defect at a high temperature (migration);
-- ``compression``, ``tension``: NPT at plus / minus ``pressure_fraction`` times the estimated
-  bulk modulus;
+- ``compression``, ``tension``: NPT at ``pressure_fraction`` / minus ``tension_fraction`` times
+  the estimated bulk modulus;
 - ``ordering``: Monte Carlo atom swaps (``fix atom/swap``) at a moderate temperature, alloys only.
 
 The melting point and the bulk modulus are composition-weighted element data from pymatgen
@@ -206,7 +206,10 @@ def plan_scenarios(
     if structures.get("lattice_file"):
         lattice = "file"
     millers = policy["surface_millers"] or LOW_INDEX_SURFACES.get(lattice, ((0, 0, 1),))
-    pressure = float(policy["pressure_fraction"]) * modulus * BAR_PER_GPA
+    pressures = {
+        "compression": float(policy["pressure_fraction"]) * modulus * BAR_PER_GPA,
+        "tension": -float(policy["tension_fraction"]) * modulus * BAR_PER_GPA,
+    }
     alloy = len(composition) >= 2
 
     def at(fraction: float) -> float:
@@ -232,10 +235,8 @@ def plan_scenarios(
             runs.append(ScenarioRun(scenario, scenario, scenario, temperature, temperature, 0.0))
         elif scenario in ("compression", "tension"):
             temperature = at(policy["pressure_temperature"])
-            sign = 1.0 if scenario == "compression" else -1.0
-            runs.append(
-                ScenarioRun(scenario, scenario, "bulk", temperature, temperature, round(sign * pressure, 1))
-            )
+            pressure = round(pressures[scenario], 1)
+            runs.append(ScenarioRun(scenario, scenario, "bulk", temperature, temperature, pressure))
         elif scenario == "ordering" and alloy:
             temperature = at(policy["ordering_temperature"])
             swaps = int(policy["ordering_swap_interval"])
