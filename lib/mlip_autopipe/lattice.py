@@ -224,3 +224,17 @@ def surface_cell(bulk_cell: Atoms, miller: Sequence[int], layers: int, vacuum: f
     nudged = bulk_cell.copy()
     nudged.positions += SLAB_NUDGE * normal / np.linalg.norm(normal)
     return surface(nudged, indices, layers=int(layers), vacuum=vacuum, periodic=True)
+
+
+def thick_surface_cell(
+    bulk_cell: Atoms, miller: Sequence[int], thickness: float, vacuum: float | None = None
+) -> Atoms:
+    """:func:`surface_cell` with the fewest whole layers whose atoms span at least ``thickness``
+    A along the normal (bottom plane to top plane; the layers' period is one plane spacing
+    more)."""
+    layers = 1
+    while True:
+        slab = surface_cell(bulk_cell, miller, layers, vacuum=vacuum)
+        if np.ptp(slab.positions[:, 2]) >= thickness - 1e-6:
+            return slab
+        layers += 1

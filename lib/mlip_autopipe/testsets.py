@@ -30,7 +30,7 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from mlip_autopipe import variants
 from mlip_autopipe.data import attach_labels, tag_structure
 from mlip_autopipe.errors import StructureError
-from mlip_autopipe.lattice import surface_cell
+from mlip_autopipe.lattice import thick_surface_cell
 
 CalculatorFactory = Callable[[], Calculator]
 
@@ -138,13 +138,7 @@ def surface_slab(
     least ``min_width`` wide in plane and ``min_thickness`` thick, ``vacuum`` on each side."""
     # any element: decorate() sets the species afterwards
     unit = bulk("Cu", lattice, a=lattice_constant, cubic=lattice != "hcp", orthorhombic=lattice == "hcp")
-    layers = 1
-    while True:
-        slab = surface_cell(unit, miller, layers, vacuum=vacuum)
-        thickness = np.ptp(slab.positions[:, 2])
-        if thickness >= min_thickness:
-            break
-        layers += 1
+    slab = thick_surface_cell(unit, miller, min_thickness, vacuum=vacuum)
     lengths = slab.cell.lengths()
     repeat = (int(np.ceil(min_width / lengths[0])), int(np.ceil(min_width / lengths[1])), 1)
     slab = slab.repeat(repeat)

@@ -383,18 +383,9 @@ def slab(
     lattice plane ``miller``, whole repeats of the cell's layers whose atoms span at least
     ``thickness`` A along the normal (the outermost planes' distance, as the test sets measure
     it), with ``vacuum`` A of empty space (total) along the cell's third vector (the normal)."""
-    from mlip_autopipe.lattice import surface_cell
+    from mlip_autopipe.lattice import thick_surface_cell
 
-    indices = supercell_miller(miller, repeats)
-    one = surface_cell(bulk_cell, indices, layers=1)
-    spacing = float(abs(np.linalg.det(one.cell)) / np.linalg.norm(np.cross(one.cell[0], one.cell[1])))
-    # the period of `layers` repeats is layers x spacing; the atoms span one plane distance less
-    layers = max(1, int(np.ceil(thickness / max(spacing, 1e-6))))
-    while True:
-        built = surface_cell(bulk_cell, indices, layers, vacuum=vacuum / 2.0)
-        if np.ptp(built.positions[:, 2]) >= thickness - 1e-6:
-            break
-        layers += 1
+    built = thick_surface_cell(bulk_cell, supercell_miller(miller, repeats), thickness, vacuum=vacuum / 2.0)
     built.info = {"miller": np.array(miller)}
     return built
 
